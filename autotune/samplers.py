@@ -1,0 +1,92 @@
+"""Optuna samplers by name.
+
+A factory gets the seed, the study file's ``sampler_options`` and the search space, and returns
+a sampler. Optuna does not store samplers, so the runner rebuilds one from the spec on every load.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Mapping
+
+from autotune.errors import AutotuneError, StudySpecError
+from autotune.space import Space
+
+Options = Mapping[str, Any]
+
+
+def _tpe(seed: int | None, options: Options, space: Space) -> Any:
+    import optuna
+
+    return optuna.samplers.TPESampler(seed=seed, **options)
+
+
+def _random(seed: int | None, options: Options, space: Space) -> Any:
+    import optuna
+
+    return optuna.samplers.RandomSampler(seed=seed, **options)
+
+
+def _cmaes(seed: int | None, options: Options, space: Space) -> Any:
+    import optuna
+
+    # CMA-ES models the float and int parameters jointly; categorical and conditional ones
+    # are sampled independently (at random), which Optuna would otherwise warn about per trial.
+    return optuna.samplers.CmaEsSampler(
+        seed=seed, **{"warn_independent_sampling": False, **options}
+    )
+
+
+def _qmc(seed: int | None, options: Options, space: Space) -> Any:
+    import optuna
+
+    return optuna.samplers.QMCSampler(
+        seed=seed, **{"warn_independent_sampling": False, "scramble": True, **options}
+    )
+
+
+def _gp(seed: int | None, options: Options, space: Space) -> Any:
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        raise AutotuneError(
+            "The gp sampler needs PyTorch, which is not installed. Install a CPU build with"
+            " `pip install torch --index-url https://download.pytorch.org/whl/cpu`"
+            " (or `pip install 'autotune[gp]'`), or choose another sampler."
+        ) from None
+    import optuna
+
+    return optuna.samplers.GPSampler(
+        seed=seed, **{"warn_independent_sampling": False, **options}
+    )
+
+
+def _grid(seed: int | None, options: Options, space: Space) -> Any:
+    import optuna
+
+    grid = {name: param.grid() for name, param in space.items()}
+    return optuna.samplers.GridSampler(grid, seed=seed, **options)
+
+
+SAMPLERS: dict[str, Callable[[int | None, Options, Space], Any]] = {
+    "tpe": _tpe,
+    "random": _random,
+    "cmaes": _cmaes,
+    "qmc": _qmc,
+    "gp": _gp,
+    "grid": _grid,
+}
+
+
+def make_sampler(name: str, seed: int | None, options: Options, space: Space) -> Any:
+    """Builds the named sampler.
+
+    Raises:
+        StudySpecError: ``sampler_options`` has a keyword the sampler does not take, or the
+            space does not suit it (grid on a continuous parameter).
+    """
+    try:
+        return SAMPLERS[name](seed, options, space)
+    except TypeError as e:
+        raise StudySpecError(
+            f"sampler_options do not fit the {name} sampler: {e}. Check the keyword names."
+        ) from None

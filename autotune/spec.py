@@ -1,0 +1,286 @@
+"""Study files: their format, validation, and finding one by name.
+
+A study file is TOML; see ``studies/circles.toml``. Loading one checks every key, so that a typo
+stops the command with one line naming the file, the key and what is allowed, before any trial
+is spent.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+from autotune import data as data_module
+from autotune.errors import StudySpecError
+from autotune.models import FAMILIES
+from autotune.optimizers import SPACE as OPTIMIZER_SPACE
+from autotune.pruners import PRUNERS
+from autotune.samplers import SAMPLERS
+from autotune.space import Space, build_space, space_hash, space_to_dict
+
+PACKAGED_STUDIES = Path(__file__).parent / "studies"
+DIRECTIONS = ("maximize", "minimize")
+
+# The training parameters every family shares; "full" batches are the whole training split.
+TRAINING_SPACE: dict[str, Any] = {
+    "batch_size": {"low": 16, "high": 1024, "log": True},
+    **OPTIMIZER_SPACE,
+}
+
+# key -> (type, description of the allowed values)
+_KEYS: dict[str, tuple[type | tuple[type, ...], str]] = {
+    "name": (str, "a study name"),
+    "model": (str, "a model family: " + ", ".join(sorted(FAMILIES))),
+    "direction": (str, "maximize or minimize"),
+    "metric": (str, "a validation metric such as val_accuracy or val_loss"),
+    "n_trials": (int, "a whole number of trials, at least 1"),
+    "max_epochs": (int, "a whole number of epochs, at least 1"),
+    "timeout": ((int, float), "seconds, a positive number"),
+    "sampler": (str, "one of " + ", ".join(sorted(SAMPLERS))),
+    "pruner": (str, "one of " + ", ".join(sorted(PRUNERS))),
+    "seed": (int, "a whole number"),
+    "heartbeat_interval": (int, "seconds between a running trial's heartbeats"),
+    "grace_period": (int, "seconds without a heartbeat before a trial counts as dead"),
+    "sampler_options": (dict, "a table of keyword arguments for the sampler"),
+    "pruner_options": (dict, "a table of keyword arguments for the pruner"),
+    "data": (dict, "a table with a source"),
+    "early_stopping": (dict, "a table with patience and min_delta"),
+    "space": (dict, "a table of parameter definitions"),
+}
+_EARLY_STOPPING_KEYS = ("min_delta", "patience")
+
+
+@dataclass(frozen=True)
+class StudySpec:
+    """A validated study file.
+
+    Attributes:
+        name: The study's name in the storage.
+        model: The model family.
+        direction: ``"maximize"`` or ``"minimize"``, implied by ``metric`` when left out.
+        metric: The validation metric that is the trial's value, pruned on and early-stopped on.
+        n_trials: The study's total of finished (complete or pruned) trials, across runs and
+            workers.
+        max_epochs: The most epochs one trial trains.
+        timeout: Seconds after which a run stops starting new trials, or None.
+        sampler, pruner: Names from :data:`SAMPLERS` and :data:`PRUNERS`.
+        seed: Seeds the sampler and each trial's weights.
+        data: The validated ``[data]`` table.
+        patience, min_delta: Early stopping inside each trial.
+        space_overrides: The study file's ``[space]`` table.
+        source: Where the spec came from, for messages.
+    """
+
+    name: str
+    data: Mapping[str, Any]
+    model: str = "mlp"
+    direction: str = "maximize"
+    metric: str = "val_accuracy"
+    n_trials: int = 50
+    max_epochs: int = 100
+    timeout: float | None = None
+    sampler: str = "tpe"
+    pruner: str = "hyperband"
+    seed: int = 0
+    heartbeat_interval: int = 10
+    grace_period: int = 60
+    sampler_options: Mapping[str, Any] = field(default_factory=dict)
+    pruner_options: Mapping[str, Any] = field(default_factory=dict)
+    patience: int = 10
+    min_delta: float = 0.0
+    space_overrides: Mapping[str, Any] = field(default_factory=dict)
+    source: str = "<spec>"
+
+    @property
+    def task(self) -> str:
+        return data_module.task_of(self.data)
+
+    def space(self) -> Space:
+        """The family's default space, narrowed by the study file's ``[space]``."""
+        default = {**TRAINING_SPACE, **FAMILIES[self.model].space}
+        return build_space(default, self.space_overrides, where=f"{self.source}: [space]")
+
+    def with_overrides(self, **overrides: Any) -> "StudySpec":
+        """A copy with the given fields replaced (None leaves a field as it is), re-validated."""
+        given = {k: v for k, v in overrides.items() if v is not None}
+        if not given:
+            return self
+        raw = self.to_dict()
+        raw.update(given)
+        if "metric" in given and "direction" not in given:
+            raw.pop("direction", None)
+        return from_dict(raw, source=self.source)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The spec in the study file's form (what is stored with the study)."""
+        out = {
+            f.name: getattr(self, f.name)
+            for f in dataclasses.fields(self)
+            if f.name not in ("patience", "min_delta", "space_overrides", "source")
+        }
+        out["early_stopping"] = {"patience": self.patience, "min_delta": self.min_delta}
+        out["space"] = dict(self.space_overrides)
+        out["data"] = dict(self.data)
+        if self.timeout is None:
+            del out["timeout"]
+        return json.loads(json.dumps(out))
+
+    def objective(self) -> dict[str, Any]:
+        """What defines a trial's value: trials made under different objectives do not mix."""
+        return {
+            "model": self.model,
+            "space": space_to_dict(self.space()),
+            "data": dict(self.data),
+            "metric": self.metric,
+            "direction": self.direction,
+            "max_epochs": self.max_epochs,
+            "early_stopping": {"patience": self.patience, "min_delta": self.min_delta},
+        }
+
+    def fingerprint(self) -> str:
+        """A stable hash of :meth:`objective`."""
+        text = json.dumps(self.objective(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+    def space_hash(self) -> str:
+        return space_hash(self.space())
+
+
+def from_dict(raw: Mapping[str, Any], source: str = "<spec>") -> StudySpec:
+    """Validates a study file's contents.
+
+    Raises:
+        StudySpecError: With ``source``, the key, the value and what is allowed.
+    """
+    unknown = sorted(set(raw) - set(_KEYS))
+    if unknown:
+        raise StudySpecError(
+            f"{source}: unknown key(s) {', '.join(unknown)}; allowed: {', '.join(sorted(_KEYS))}."
+        )
+    values: dict[str, Any] = {}
+    for key, value in raw.items():
+        kind, allowed = _KEYS[key]
+        if isinstance(value, bool) or not isinstance(value, kind):
+            raise StudySpecError(f"{source}: '{key}' must be {allowed}, but got {value!r}.")
+        values[key] = value
+    if "data" not in values:
+        raise StudySpecError(
+            f"{source}: missing [data] table; add for example [data] source = \"circles\"."
+        )
+    values["data"] = data_module.validate(values["data"], source)
+    values.setdefault("name", Path(source).stem if source.endswith(".toml") else "")
+    if not values["name"]:
+        raise StudySpecError(f"{source}: 'name' must be a study name, but it is empty.")
+
+    for key in ("n_trials", "max_epochs", "heartbeat_interval", "grace_period"):
+        if key in values and values[key] < 1:
+            raise StudySpecError(f"{source}: '{key}' must be at least 1, but got {values[key]}.")
+    if values.get("timeout") is not None and values["timeout"] <= 0:
+        raise StudySpecError(f"{source}: 'timeout' must be positive, but got {values['timeout']}.")
+    for key, registry in (("model", FAMILIES), ("sampler", SAMPLERS), ("pruner", PRUNERS)):
+        if key in values and values[key] not in registry:
+            raise StudySpecError(
+                f"{source}: unknown {key} '{values[key]}'; allowed: {', '.join(sorted(registry))}."
+            )
+
+    early = values.pop("early_stopping", {})
+    unknown = sorted(set(early) - set(_EARLY_STOPPING_KEYS))
+    if unknown:
+        raise StudySpecError(
+            f"{source}: [early_stopping] has unknown key(s) {', '.join(unknown)};"
+            f" allowed: {', '.join(_EARLY_STOPPING_KEYS)}."
+        )
+    patience = early.get("patience", 10)
+    if isinstance(patience, bool) or not isinstance(patience, int) or patience < 1:
+        raise StudySpecError(
+            f"{source}: [early_stopping] patience must be a whole number of epochs, at least 1,"
+            f" but got {patience!r}."
+        )
+    min_delta = early.get("min_delta", 0.0)
+    if isinstance(min_delta, bool) or not isinstance(min_delta, (int, float)) or min_delta < 0:
+        raise StudySpecError(
+            f"{source}: [early_stopping] min_delta must be a number >= 0, but got {min_delta!r}."
+        )
+
+    task = data_module.task_of(values["data"])
+    metrics = data_module.METRICS[task]
+    metric = values.setdefault("metric", next(iter(metrics)))
+    if metric not in metrics:
+        raise StudySpecError(
+            f"{source}: metric '{metric}' is not logged for {task}; allowed:"
+            f" {', '.join(metrics)}."
+        )
+    direction = values.setdefault("direction", metrics[metric])
+    if direction not in DIRECTIONS:
+        raise StudySpecError(
+            f"{source}: direction must be maximize or minimize, but got '{direction}'."
+        )
+    if direction != metrics[metric]:
+        raise StudySpecError(
+            f"{source}: {metric} improves when it goes {'up' if metrics[metric] == 'maximize' else 'down'},"
+            f" so direction must be '{metrics[metric]}', not '{direction}'."
+        )
+
+    spec = StudySpec(
+        patience=patience,
+        min_delta=float(min_delta),
+        space_overrides=values.pop("space", {}),
+        source=source,
+        **values,
+    )
+    spec.space()  # validates [space] against the family's default space
+    return spec
+
+
+def load(path: str | os.PathLike[str]) -> StudySpec:
+    """Reads and validates one study file."""
+    path = Path(path)
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as e:
+        raise StudySpecError(f"{path}: not valid TOML: {e}.") from None
+    except OSError as e:
+        raise StudySpecError(f"{path}: cannot be read: {e.strerror}.") from None
+    return from_dict(raw, source=str(path))
+
+
+def find(name_or_path: str) -> Path:
+    """Finds a study file: a path, then ``./studies/NAME.toml``, then the shipped studies.
+
+    Raises:
+        StudySpecError: Nothing is found; the message lists the places looked in.
+    """
+    as_path = Path(name_or_path)
+    if as_path.suffix == ".toml" or os.sep in name_or_path:
+        if as_path.is_file():
+            return as_path
+        raise StudySpecError(f"No study file at {name_or_path}. Check the path.")
+    for folder in (Path.cwd() / "studies", PACKAGED_STUDIES):
+        candidate = folder / f"{name_or_path}.toml"
+        if candidate.is_file():
+            return candidate
+    raise StudySpecError(
+        f"No study named '{name_or_path}': looked for ./studies/{name_or_path}.toml and the"
+        f" shipped studies ({', '.join(available()['shipped'])}). Give a path to a .toml file"
+        f" or one of those names."
+    )
+
+
+def resolve(name_or_path: str) -> StudySpec:
+    """Finds and loads a study file by path or name."""
+    return load(find(name_or_path))
+
+
+def available() -> dict[str, list[str]]:
+    """Study files by place: ``./studies`` and the ones shipped with the package."""
+    local = Path.cwd() / "studies"
+    return {
+        "local": sorted(p.stem for p in local.glob("*.toml")) if local.is_dir() else [],
+        "shipped": sorted(p.stem for p in PACKAGED_STUDIES.glob("*.toml")),
+    }

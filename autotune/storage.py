@@ -1,0 +1,161 @@
+"""Where studies live: storage URLs, their engines, heartbeats, and password masking.
+
+The default storage is the SQLite file ``autotune.db`` in the current directory; ``--storage``
+or the ``AUTOTUNE_STORAGE`` environment variable name another, such as a PostgreSQL or
+MySQL/MariaDB server that several workers share. A URL is never printed with its password.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from pathlib import Path
+from typing import Any
+
+from autotune.errors import StorageError
+
+ENV_VAR = "AUTOTUNE_STORAGE"
+DEFAULT_FILE = "autotune.db"
+
+# A bare dialect gets the driver that autotune installs.
+_DEFAULT_DRIVERS = {
+    "postgresql": "postgresql+psycopg",
+    "postgres": "postgresql+psycopg",
+    "mysql": "mysql+pymysql",
+    "mariadb": "mysql+pymysql",
+}
+_EXAMPLES = "sqlite:///autotune.db or postgresql+psycopg://user@host:5432/db"
+
+
+def default_url() -> str:
+    """The SQLite file in the current directory, as an absolute URL."""
+    return f"sqlite:///{Path.cwd() / DEFAULT_FILE}"
+
+
+def resolve_url(url: str | None = None) -> str:
+    """The storage URL to use: ``url``, else ``$AUTOTUNE_STORAGE``, else :func:`default_url`.
+
+    Raises:
+        StorageError: The URL cannot be parsed, or names a database autotune has no driver for.
+    """
+    url = url or os.environ.get(ENV_VAR) or default_url()
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise StorageError(
+            f"'{mask(url)}' is not a storage URL; expected for example {_EXAMPLES}."
+        ) from None
+    driver = _DEFAULT_DRIVERS.get(parsed.drivername)
+    if driver is not None:
+        parsed = parsed.set(drivername=driver)
+    if parsed.get_backend_name() not in ("sqlite", "postgresql", "mysql"):
+        raise StorageError(
+            f"Storage '{mask(url)}' uses '{parsed.drivername}', which autotune does not"
+            f" support; use SQLite, PostgreSQL or MySQL/MariaDB, e.g. {_EXAMPLES}."
+        )
+    return parsed.render_as_string(hide_password=False)
+
+
+def mask(url: str) -> str:
+    """``url`` with its password replaced by ``***``."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # not parseable: hide anything between "//user:" and "@"
+        return re.sub(r"(//[^:/@]*:)[^@/]*@", r"\1***@", url)
+
+
+def is_sqlite(url: str) -> bool:
+    return url.startswith("sqlite")
+
+
+def open_storage(
+    url: str,
+    *,
+    heartbeat_interval: int | None = None,
+    grace_period: int | None = None,
+    retry_stale: bool = True,
+) -> Any:
+    """Opens Optuna's RDB storage at a resolved URL.
+
+    With a heartbeat, a trial whose worker stops beating for ``grace_period`` seconds is failed
+    by the next worker that starts a trial, and Optuna's ``RetryHeartbeatStaleTrialCallback``
+    queues its parameters again.
+
+    Raises:
+        StorageError: The driver is missing or the database cannot be reached; the message
+            masks the password.
+    """
+    import warnings
+
+    import optuna
+    import sqlalchemy.exc
+
+    engine_kwargs: dict[str, Any] = {"pool_pre_ping": True}
+    if is_sqlite(url):
+        # Several local workers share one file: wait for the writer's lock instead of failing.
+        engine_kwargs = {"connect_args": {"timeout": 60}}
+        path = url.split("///", 1)[-1]
+        if path and path != ":memory:" and not Path(path).parent.is_dir():
+            raise StorageError(
+                f"Cannot create storage {url}: the folder {Path(path).parent} does not exist."
+                f" Create it, or choose another path."
+            )
+    # Heartbeats are marked experimental in Optuna, which would warn on every start.
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+    callback = (
+        optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=3) if retry_stale else None
+    )
+    last_error: Exception | None = None
+    # Several workers starting at once on a fresh database race to create Optuna's tables;
+    # the loser sees a duplicate-object error and simply tries again.
+    for attempt in range(5):
+        try:
+            storage = optuna.storages.RDBStorage(
+                url,
+                engine_kwargs=engine_kwargs,
+                heartbeat_interval=heartbeat_interval,
+                grace_period=grace_period,
+                heartbeat_stale_trial_callback=callback if heartbeat_interval else None,
+            )
+            break
+        except ImportError as e:
+            raise StorageError(
+                f"No database driver for {mask(url)}: {e.__cause__ or e}."
+                f" Install it, or use {_EXAMPLES}."
+            ) from None
+        except sqlalchemy.exc.OperationalError as e:
+            raise StorageError(
+                f"Cannot connect to storage {mask(url)}: {_first_line(e, url)}."
+                f" Check that the server runs and the URL is right."
+            ) from None
+        except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.ProgrammingError) as e:
+            last_error = e
+            time.sleep(0.2 * (attempt + 1))
+    else:
+        raise StorageError(
+            f"Cannot set up storage {mask(url)}: {_first_line(last_error, url)}."
+        )
+    if is_sqlite(url):
+        # WAL lets readers (the dashboard, `autotune show`) work while a worker writes; the
+        # setting is kept in the database file.
+        with storage.engine.connect() as connection:
+            connection.exec_driver_sql("PRAGMA journal_mode=WAL")
+    return storage
+
+
+def _first_line(error: BaseException | None, url: str) -> str:
+    text = str(getattr(error, "orig", None) or error).strip().splitlines()
+    line = text[0] if text else type(error).__name__
+    from sqlalchemy.engine import make_url
+
+    try:
+        password = make_url(url).password
+    except Exception:
+        password = None
+    return line.replace(password, "***") if password else line

@@ -1,0 +1,222 @@
+"""One trial: sample the params, build and compile the model, fit it, and report to Optuna.
+
+Each epoch's validation metric goes to Optuna (so the pruner can stop the trial) and to Keras'
+early stopping (so a trial that stopped improving ends and keeps its best weights). The trial's
+value is the best validation metric it reached. These trial attributes say what happened:
+
+- ``epochs``: epochs trained;
+- ``best_epoch``: the 1-based epoch of the best value;
+- ``stop_reason``: ``completed``, ``early-stopped``, ``pruned``, ``diverged`` or ``interrupted``;
+- ``seconds``: wall time of the trial.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from typing import Any, Mapping
+
+from autotune import data as data_module
+from autotune.errors import AutotuneError, TrialDiverged
+from autotune.models import FAMILIES
+from autotune.optimizers import make_optimizer
+from autotune.space import sample
+from autotune.spec import StudySpec
+
+STOP_REASONS = ("completed", "early-stopped", "pruned", "diverged", "interrupted")
+_LOSSES = {
+    data_module.CLASSIFICATION: ("sparse_categorical_crossentropy", ["accuracy"]),
+    data_module.REGRESSION: ("mse", ["mae"]),
+}
+
+
+def quiet_tensorflow() -> None:
+    """Silences TensorFlow's C++ start-up chatter; call before TensorFlow is imported."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def configure_threads(threads: int | None) -> None:
+    """Caps TensorFlow's thread pools for this process (before its first op runs).
+
+    N workers on C cores each want about C/N threads; left alone, every worker's pools take
+    every core and they slow each other down.
+    """
+    quiet_tensorflow()
+    if not threads:
+        return
+    import tensorflow as tf
+
+    tf.config.threading.set_intra_op_parallelism_threads(threads)
+    tf.config.threading.set_inter_op_parallelism_threads(threads)
+
+
+def trial_seed(study_seed: int, trial_number: int) -> int:
+    """The seed of one trial's weights and shuffling: fixed by the study seed and the trial."""
+    return (study_seed * 100_003 + trial_number) % (2**31 - 1)
+
+
+def batch_size_for(params: Mapping[str, Any], n_train: int) -> int:
+    """The batch size to train with; values at or above the training-set size are full-batch."""
+    return max(1, min(int(params.get("batch_size", 32)), n_train))
+
+
+# Keras runs this many batches per call into TensorFlow: small models spend most of an epoch in
+# per-step Python overhead otherwise. Callbacks here act per epoch, so nothing is lost.
+STEPS_PER_EXECUTION = 32
+VALIDATION_BATCH = 1024
+
+
+def compile_model(model: Any, params: Mapping[str, Any], dataset: Any, max_epochs: int) -> None:
+    """Compiles ``model`` with the optimizer and decay that ``params`` choose, and the task's loss."""
+    steps_per_epoch = math.ceil(len(dataset.x_train) / batch_size_for(params, len(dataset.x_train)))
+    loss, metrics = _LOSSES[dataset.task]
+    model.compile(
+        optimizer=make_optimizer(params, steps_per_epoch, max_epochs),
+        loss=loss,
+        metrics=metrics,
+        steps_per_execution=min(STEPS_PER_EXECUTION, steps_per_epoch),
+    )
+
+
+def pipeline(x: Any, y: Any, batch_size: int, *, shuffle_seed: int | None = None) -> Any:
+    """A cached ``tf.data`` pipeline over in-memory arrays, reshuffled every epoch if seeded.
+
+    Keras' own path for NumPy arrays rebuilds its input pipeline every epoch, which costs small
+    models several times the training itself.
+    """
+    import tensorflow as tf
+
+    data = tf.data.Dataset.from_tensor_slices((x, y)).cache()
+    if shuffle_seed is not None:
+        data = data.shuffle(len(x), seed=shuffle_seed, reshuffle_each_iteration=True)
+    return data.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+
+
+def build_model(spec: StudySpec, params: Mapping[str, Any], dataset: Any) -> Any:
+    """Builds the family's model for ``params`` and checks that it is a ``keras.Model``.
+
+    Raises:
+        AutotuneError: The builder returned something else; the study cannot go on.
+    """
+    import keras
+
+    model = FAMILIES[spec.model].build(params, dataset.input_shape, dataset.n_outputs)
+    if not isinstance(model, keras.Model):
+        raise AutotuneError(
+            f"Model family '{spec.model}' returned {type(model).__name__}, not a keras.Model."
+            f" Make its build function return the model."
+        )
+    return model
+
+
+class _Monitor:
+    """Counts epochs, checks that the metric is logged, and fails a trial whose loss diverges."""
+
+    def __init__(self, metric: str) -> None:
+        self.metric = metric
+        self.epochs = 0
+
+    def callback(self) -> Any:
+        import keras
+
+        monitor = self
+
+        class Callback(keras.callbacks.Callback):
+            def on_epoch_end(self, epoch: int, logs: dict[str, float] | None = None) -> None:
+                logs = logs or {}
+                monitor.epochs = epoch + 1
+                if monitor.metric not in logs:
+                    # optuna-integration only warns here, so pruning would silently never happen.
+                    raise AutotuneError(
+                        f"Metric '{monitor.metric}' is not in Keras' logs"
+                        f" ({', '.join(sorted(logs))}). Set metric to one of them."
+                    )
+                loss = logs.get("loss")
+                if loss is None or not math.isfinite(loss):
+                    raise TrialDiverged(f"loss became {loss} at epoch {epoch + 1}")
+
+        return Callback()
+
+
+class Objective:
+    """The function Optuna calls once per trial; one per worker, holding the data set."""
+
+    def __init__(self, spec: StudySpec) -> None:
+        self.spec = spec
+        self.space = spec.space()
+        self.dataset = data_module.load(spec.data)
+        self.validation = pipeline(self.dataset.x_val, self.dataset.y_val, VALIDATION_BATCH)
+
+    def __call__(self, trial: Any) -> float:
+        import keras
+        import optuna
+        from optuna_integration import KerasPruningCallback
+
+        spec, dataset = self.spec, self.dataset
+        start = time.perf_counter()
+        params = sample(self.space, trial)
+        # Keras keeps global state (layer name counters, graphs) across models.
+        keras.backend.clear_session()
+        seed = trial_seed(spec.seed, trial.number)
+        keras.utils.set_random_seed(seed)
+        model = build_model(spec, params, dataset)
+        compile_model(model, params, dataset, spec.max_epochs)
+
+        monitor = _Monitor(spec.metric)
+        mode = "max" if spec.direction == "maximize" else "min"
+        early_stopping = keras.callbacks.EarlyStopping(
+            monitor=spec.metric,
+            mode=mode,
+            patience=spec.patience,
+            min_delta=spec.min_delta,
+            restore_best_weights=True,
+        )
+        try:
+            history = model.fit(
+                pipeline(
+                    dataset.x_train,
+                    dataset.y_train,
+                    batch_size_for(params, len(dataset.x_train)),
+                    shuffle_seed=seed,
+                ),
+                validation_data=self.validation,
+                epochs=spec.max_epochs,
+                shuffle=False,  # the pipeline shuffles
+                verbose=0,
+                callbacks=[
+                    monitor.callback(),
+                    early_stopping,
+                    KerasPruningCallback(trial, spec.metric),
+                ],
+            )
+        except (optuna.TrialPruned, TrialDiverged, KeyboardInterrupt) as e:
+            _record(trial, _reasons()[type(e)], monitor.epochs, start)
+            raise
+        reason = "early-stopped" if early_stopping.stopped_epoch > 0 else "completed"
+        _record(trial, reason, monitor.epochs, start)
+        values = history.history[spec.metric]
+        best_epoch = _best_index(values, mode)
+        trial.set_user_attr("best_epoch", best_epoch + 1)
+        return float(values[best_epoch])
+
+
+def _reasons() -> dict[type, str]:
+    import optuna
+
+    return {optuna.TrialPruned: "pruned", TrialDiverged: "diverged", KeyboardInterrupt: "interrupted"}
+
+
+def _record(trial: Any, reason: str, epochs: int, start: float) -> None:
+    trial.set_user_attr("stop_reason", reason)
+    trial.set_user_attr("epochs", epochs)
+    trial.set_user_attr("seconds", round(time.perf_counter() - start, 3))
+
+
+def _best_index(values: list[float], mode: str) -> int:
+    finite = [(v, i) for i, v in enumerate(values) if math.isfinite(v)]
+    if not finite:
+        raise TrialDiverged("the validation metric was never finite")
+    pick = max if mode == "max" else min
+    # max and min keep the first of equal values: the epoch early stopping restores.
+    return pick(finite, key=lambda pair: pair[0])[1]

@@ -1,0 +1,85 @@
+from pathlib import Path
+
+import pytest
+
+from autotune import spec as spec_module
+from autotune.errors import StudySpecError
+
+from conftest import FIXTURES, tiny_raw
+
+
+@pytest.mark.parametrize("name", spec_module.available()["shipped"])
+def test_shipped_studies_load(name):
+    spec = spec_module.resolve(name)
+    assert spec.name == name
+    assert spec.direction == "maximize" and spec.metric == "val_accuracy"
+    assert set(spec.space()) >= {
+        "learning_rate", "batch_size", "decay", "optimizer", "dropout", "batchnorm", "units",
+        "n_layers",
+    }
+
+
+def test_default_space_covers_every_optimizer_and_decay_policy():
+    space = spec_module.resolve("circles").space()
+    assert space["optimizer"].choices == (
+        "sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam", "adamw",
+    )
+    assert space["decay"].choices == ("none", "exponential", "linear", "cosine", "step")
+    assert space["learning_rate"].log
+
+
+@pytest.mark.parametrize(
+    "fixture, message",
+    [
+        ("unknown_key", r"unknown key\(s\) max_epoch, n_trails; allowed: data, direction,"),
+        ("wrong_type", r"'n_trials' must be a whole number of trials, at least 1, but got 'ten'"),
+        ("unknown_source", r"unknown data source 'mnist'; allowed: breast_cancer, circles,"),
+        ("unknown_param", r"\[space\] names unknown parameter 'unit'; this model family has:"),
+        ("bad_range", r"'learning_rate': low must not exceed high, but got low=0.1, high=0.001"),
+        ("bad_metric", r"metric 'val_auc' is not logged for classification; allowed: val_accuracy,"),
+        ("wrong_direction", r"val_loss improves when it goes down, so direction must be 'minimize'"),
+        ("not_toml", r"not valid TOML"),
+        ("no_data", r"missing \[data\] table"),
+        ("unknown_sampler", r"unknown sampler 'tpee'; allowed: cmaes, gp, grid, qmc, random, tpe"),
+    ],
+)
+def test_bad_study_files_name_the_file_and_the_fix(fixture, message):
+    path = FIXTURES / f"{fixture}.toml"
+    with pytest.raises(StudySpecError, match=message) as info:
+        spec_module.load(path)
+    assert str(info.value).startswith(str(path))
+    assert "\n" not in str(info.value)
+
+
+def test_direction_follows_the_metric():
+    spec = spec_module.from_dict(tiny_raw(metric="val_loss"))
+    assert spec.direction == "minimize"
+
+
+def test_round_trip_through_the_stored_form():
+    spec = spec_module.from_dict(tiny_raw())
+    again = spec_module.from_dict(spec.to_dict())
+    assert again.fingerprint() == spec.fingerprint()
+    assert again.to_dict() == spec.to_dict()
+
+
+def test_fingerprint_ignores_budget_but_not_the_space():
+    spec = spec_module.from_dict(tiny_raw())
+    assert spec.with_overrides(n_trials=99, sampler="random").fingerprint() == spec.fingerprint()
+    changed = spec_module.from_dict(tiny_raw(space={"units": 8}))
+    assert changed.fingerprint() != spec.fingerprint()
+
+
+def test_find_looks_at_a_path_then_local_studies_then_shipped(workdir: Path):
+    assert spec_module.find("circles") == spec_module.PACKAGED_STUDIES / "circles.toml"
+    (workdir / "studies").mkdir()
+    (workdir / "studies" / "circles.toml").write_text('[data]\nsource = "moons"\n')
+    assert spec_module.find("circles") == workdir / "studies" / "circles.toml"
+    assert spec_module.resolve("circles").data["source"] == "moons"
+
+
+def test_unknown_study_lists_the_places_and_the_shipped_names(workdir: Path):
+    with pytest.raises(StudySpecError, match=r"No study named 'circels': looked for ./studies/circels.toml and the shipped studies \(breast_cancer, circles, digits, moons\)"):
+        spec_module.find("circels")
+    with pytest.raises(StudySpecError, match=r"No study file at nowhere/x.toml"):
+        spec_module.find("nowhere/x.toml")

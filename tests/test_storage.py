@@ -1,0 +1,55 @@
+from pathlib import Path
+
+import pytest
+
+from autotune import storage
+from autotune.errors import StorageError
+
+
+def test_default_is_an_sqlite_file_in_the_current_directory(workdir: Path):
+    assert storage.resolve_url() == f"sqlite:///{workdir / 'autotune.db'}"
+
+
+def test_environment_overrides_the_default(workdir: Path, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("AUTOTUNE_STORAGE", "sqlite:///elsewhere.db")
+    assert storage.resolve_url() == "sqlite:///elsewhere.db"
+    assert storage.resolve_url("sqlite:///flag.db") == "sqlite:///flag.db"
+
+
+@pytest.mark.parametrize(
+    "url, expected",
+    [
+        ("postgresql://u:p@h/db", "postgresql+psycopg://u:p@h/db"),
+        ("mysql://root@127.0.0.1/test", "mysql+pymysql://root@127.0.0.1/test"),
+        ("postgresql+psycopg://u@h/db", "postgresql+psycopg://u@h/db"),
+    ],
+)
+def test_bare_dialects_get_the_installed_driver(url, expected):
+    assert storage.resolve_url(url) == expected
+
+
+def test_password_is_masked():
+    assert storage.mask("postgresql+psycopg://u:s3cret@h:5432/db") == "postgresql+psycopg://u:***@h:5432/db"
+    assert "s3cret" not in storage.mask("not a url //u:s3cret@h")
+
+
+def test_malformed_url_is_one_clear_line():
+    with pytest.raises(StorageError, match=r"'nonsense' is not a storage URL; expected for example sqlite:///autotune.db"):
+        storage.resolve_url("nonsense")
+
+
+def test_unsupported_database_is_refused():
+    with pytest.raises(StorageError, match=r"uses 'oracle', which autotune does not support"):
+        storage.resolve_url("oracle://u@h/db")
+
+
+def test_missing_folder_is_named(tmp_path: Path):
+    with pytest.raises(StorageError, match=r"the folder .*/nope does not exist"):
+        storage.open_storage(f"sqlite:///{tmp_path}/nope/x.db")
+
+
+def test_unreachable_server_masks_the_password():
+    with pytest.raises(StorageError) as info:
+        storage.open_storage("postgresql+psycopg://user:s3cret@127.0.0.1:1/test")
+    assert "Cannot connect to storage postgresql+psycopg://user:***@127.0.0.1:1/test" in str(info.value)
+    assert "s3cret" not in str(info.value)
