@@ -186,7 +186,8 @@ def work(
     """
     import optuna
 
-    from autotune.training import Objective, configure_threads
+    from autotune.backend import setup as setup_backend
+    from autotune.training import Objective
 
     if study is None:
         study = open_study(spec, url, sampler_seed=sampler_seed)
@@ -228,7 +229,7 @@ def work(
                 time.sleep(POLL_SECONDS)
                 continue
             if guarded is None:
-                configure_threads(threads)
+                setup_backend(threads)
                 guarded = _Guarded(Objective(spec), spec.n_trials)
             study.optimize(
                 guarded, n_trials=1, catch=(TrialDiverged, _Surplus), callbacks=[on_trial]

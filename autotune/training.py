@@ -13,7 +13,6 @@ value is the best validation metric it reached. These trial attributes say what 
 from __future__ import annotations
 
 import math
-import os
 import time
 from typing import Any, Mapping
 
@@ -29,26 +28,6 @@ _LOSSES = {
     data_module.CLASSIFICATION: ("sparse_categorical_crossentropy", ["accuracy"]),
     data_module.REGRESSION: ("mse", ["mae"]),
 }
-
-
-def quiet_tensorflow() -> None:
-    """Silences TensorFlow's C++ start-up chatter; call before TensorFlow is imported."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
-
-def configure_threads(threads: int | None) -> None:
-    """Caps TensorFlow's thread pools for this process (before its first op runs).
-
-    N workers on C cores each want about C/N threads; left alone, every worker's pools take
-    every core and they slow each other down.
-    """
-    quiet_tensorflow()
-    if not threads:
-        return
-    import tensorflow as tf
-
-    tf.config.threading.set_intra_op_parallelism_threads(threads)
-    tf.config.threading.set_inter_op_parallelism_threads(threads)
 
 
 def trial_seed(study_seed: int, trial_number: int) -> int:

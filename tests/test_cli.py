@@ -1,7 +1,6 @@
 """The ``autotune`` command, in-process with CliRunner, and as a real process where it matters."""
 
 import json
-import os
 import signal
 import subprocess
 import sys
