@@ -328,6 +328,8 @@ def run(
     max_epochs: int | None = None,
     seed: int | None = None,
     workers: int = 1,
+    warm_start: str | None = None,
+    top: int | None = None,
     report: Report | None = print,
 ) -> Any:
     """Runs (or resumes) a study until its total of trials is reached, and returns it.
@@ -339,7 +341,11 @@ def run(
         timeout: Seconds after which no new trial starts, in this run.
         sampler, pruner, max_epochs, seed: Override the study file.
         workers: Worker processes on this machine sharing the study.
-        report: Receives one line per finished trial; None for silence.
+        warm_start: Another study in the same storage whose best complete configurations
+            are queued first (see :mod:`autotune.warmstart`); none is queued twice.
+        top: How many of ``warm_start``'s best trials to queue (default 5).
+        report: Receives what the warm start did and one line per finished trial; None for
+            silence.
 
     Returns:
         The ``optuna.Study``.
@@ -357,6 +363,15 @@ def run(
         raise AutotuneError(f"workers must be at least 1, but got {workers}.")
     url = storage_module.resolve_url(storage)
     optuna_study = open_study(spec, url, sampler_seed=spec.seed)
+    if warm_start is not None and finished(optuna_study) < spec.n_trials:
+        from autotune import warmstart
+
+        started = warmstart.warm_start(
+            optuna_study, spec.space(), warm_start,
+            top=warmstart.DEFAULT_TOP if top is None else top,
+        )  # fmt: skip
+        for line in started.lines() if report else ():
+            report(line)
     if finished(optuna_study) >= spec.n_trials:
         if report:
             report(
@@ -392,6 +407,11 @@ def run_workers(spec: StudySpec, url: str, workers: int, *, timeout: float | Non
     try:
         codes = [p.wait() for p in processes]
     except KeyboardInterrupt:
+        # Ctrl-C in a terminal reaches the workers too; give them time to put their trials
+        # away before passing the signal on to any that did not get it.
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and any(p.poll() is None for p in processes):
+            time.sleep(0.1)
         for p in processes:
             if p.poll() is None:
                 p.send_signal(signal.SIGINT)
