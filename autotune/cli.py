@@ -72,6 +72,10 @@ def cli() -> None:
 @click.option("--seed", type=int, help="Override the seed.")
 @click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
               help="Worker processes on this machine sharing the study.")
+@click.option("--warm-start", metavar="OTHER_STUDY",
+              help="First try the best configurations of this study in the same storage.")
+@click.option("--top", type=click.IntRange(min=1), metavar="K",
+              help="With --warm-start: how many of its best trials to try (default 5).")
 @_errors
 def run(
     study_name: str,
@@ -83,18 +87,27 @@ def run(
     max_epochs: int | None,
     seed: int | None,
     workers: int,
+    warm_start: str | None,
+    top: int | None,
 ) -> None:
     """Run a study, or resume it, until its total of trials is reached.
 
     Prints one line per finished trial, then the best trial and where the study is kept.
     Running the same study again resumes it; a finished study returns at once.
 
+    With --warm-start, the best complete configurations of another study are queued first;
+    those the space cannot hold, or that this study already has, are skipped and named.
+
     Example:
 
         autotune run --study circles
 
         autotune run --study ./my_study.toml --n-trials 100 --workers 2
+
+        autotune run --study digits_wide --warm-start digits --top 3
     """
+    if top is not None and warm_start is None:
+        raise click.UsageError("--top needs --warm-start OTHER_STUDY.")
     from autotune import runner
     from autotune.spec import resolve
 
@@ -106,7 +119,8 @@ def run(
         f"Study '{spec.name}' ({spec.source}): {spec.n_trials} trials, {spec.sampler} sampler,"
         f" {spec.pruner} pruner, storage {storage_module.mask(url)}"
     )
-    study = runner.run(spec, storage=url, timeout=timeout, workers=workers, report=click.echo)
+    study = runner.run(spec, storage=url, timeout=timeout, workers=workers,
+                       warm_start=warm_start, top=top, report=click.echo)
     click.echo(runner.summary(study, spec, url))
 
 
