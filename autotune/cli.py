@@ -336,6 +336,42 @@ def env(storage: str | None) -> None:
         click.echo(f"storage: {e}")
 
 
+# The export formats feed click.Choice; the module is light (csv and json only).
+from autotune.export import FORMATS as EXPORT_FORMATS  # noqa: E402
+
+
+@cli.command("export")
+@click.option("--study", "study_name", required=True, metavar="NAME",
+              help="The study's name in the storage, or its study file.")
+@storage_option
+@click.option("--format", "fmt", type=click.Choice(sorted(EXPORT_FORMATS)), default="csv",
+              show_default=True, help="The table's format.")
+@click.option("--out", type=click.Path(dir_okay=False), metavar="FILE",
+              help="Where to write the table (default: standard output).")
+@_errors
+def export_trials(study_name: str, storage: str | None, fmt: str, out: str | None) -> None:
+    """Write a study's trials as a table, in CSV or JSON.
+
+    One row per trial: number, state, value, params, epochs, stop_reason, seconds,
+    datetime_start, datetime_complete and duration (seconds).
+
+    Example:
+
+        autotune export --study circles --format csv --out circles.csv
+
+        autotune export --study circles --format json | jq '.[0]'
+    """
+    from autotune import export as export_module
+
+    url = storage_module.resolve_url(storage)
+    study = _load_study(_stored_name(study_name), url)
+    if out is None:
+        click.echo(export_module.render(study, fmt), nl=False)
+        return
+    count = export_module.write(study, fmt, out)
+    click.echo(f"Wrote {count} trials of study '{study.study_name}' to {out} ({fmt}).")
+
+
 def main() -> None:
     """Entry point of the ``autotune`` console script."""
     cli(prog_name="autotune")

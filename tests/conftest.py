@@ -88,3 +88,19 @@ def write_study(workdir: Path) -> Callable[..., Path]:
 @pytest.fixture(scope="session", autouse=True)
 def _quiet_tensorflow() -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+@pytest.fixture(scope="session")
+def finished_study(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """The URL of an SQLite storage holding study 'tiny' run to its end (2 trials of 2 epochs).
+
+    One search shared by every test that only reads a finished study: do not change it.
+    """
+    from autotune import runner
+
+    folder = tmp_path_factory.mktemp("finished")
+    path = folder / "tiny.toml"
+    path.write_text(to_toml(tiny_raw(n_trials=2, max_epochs=2)))
+    url = f"sqlite:///{folder / 'studies.db'}"
+    runner.run(str(path), storage=url, report=None)
+    return url

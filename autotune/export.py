@@ -1,0 +1,88 @@
+"""A study's trials as a table, in CSV or JSON, for spreadsheets, notebooks and scripts.
+
+One row per trial: its number, state, value, params, the epochs it trained and why it stopped,
+its wall time as autotune measured it, and Optuna's start and completion times and duration.
+In CSV each parameter gets its own ``params_NAME`` column (as in Optuna's
+``trials_dataframe``), empty where a trial does not use it; in JSON ``params`` is an object.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+from autotune.errors import AutotuneError
+
+COLUMNS = ("number", "state", "value", "params", "epochs", "stop_reason", "seconds",
+           "datetime_start", "datetime_complete", "duration")  # fmt: skip
+
+
+def rows(study: Any) -> list[dict[str, Any]]:
+    """The study's trials as plain rows, in trial order.
+
+    Times are ISO 8601 strings; ``duration`` is in seconds; missing values are None.
+    """
+    out = []
+    for t in study.get_trials(deepcopy=False):
+        start, complete = t.datetime_start, t.datetime_complete
+        out.append({
+            "number": t.number,
+            "state": t.state.name,
+            "value": t.value,
+            "params": dict(t.params),
+            "epochs": t.user_attrs.get("epochs"),
+            "stop_reason": t.user_attrs.get("stop_reason"),
+            "seconds": t.user_attrs.get("seconds"),
+            "datetime_start": start.isoformat() if start else None,
+            "datetime_complete": complete.isoformat() if complete else None,
+            "duration": (complete - start).total_seconds() if start and complete else None,
+        })  # fmt: skip
+    return out
+
+
+def to_json(table: list[dict[str, Any]]) -> str:
+    """The rows as a JSON array of objects."""
+    return json.dumps(table, indent=2) + "\n"
+
+
+def to_csv(table: list[dict[str, Any]]) -> str:
+    """The rows as CSV, one ``params_NAME`` column per parameter, in the order first seen."""
+    names: dict[str, None] = {}
+    for row in table:
+        names.update(dict.fromkeys(row["params"]))
+    header = [c for c in COLUMNS if c != "params"]
+    at = header.index("value") + 1
+    header[at:at] = [f"params_{n}" for n in names]
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=header, lineterminator="\n")
+    writer.writeheader()
+    for row in table:
+        flat = {k: v for k, v in row.items() if k != "params"}
+        flat.update({f"params_{n}": v for n, v in row["params"].items()})
+        writer.writerow(flat)
+    return buffer.getvalue()
+
+
+FORMATS = {"csv": to_csv, "json": to_json}
+
+
+def render(study: Any, fmt: str) -> str:
+    """The study's trials in ``fmt``, one of :data:`FORMATS`."""
+    return FORMATS[fmt](rows(study))
+
+
+def write(study: Any, fmt: str, path: str | Path) -> int:
+    """Writes :func:`render`'s table to ``path`` and returns the number of trials written.
+
+    Raises:
+        AutotuneError: The file cannot be written.
+    """
+    table = rows(study)
+    try:
+        Path(path).write_text(FORMATS[fmt](table), encoding="utf-8")
+    except OSError as e:
+        raise AutotuneError(f"Cannot write the trials to {path}: {e.strerror}.") from None
+    return len(table)
