@@ -340,6 +340,34 @@ def env(storage: str | None) -> None:
 from autotune.export import FORMATS as EXPORT_FORMATS  # noqa: E402
 
 
+@cli.command()
+@click.option("--study", "study_name", required=True, metavar="NAME",
+              help="The study's name in the storage, or its study file.")
+@storage_option
+@click.option("--out", type=click.Path(dir_okay=False), metavar="FILE.html",
+              help="Where to write the report (default: NAME-report.html here).")
+@_errors
+def report(study_name: str, storage: str | None, out: str | None) -> None:
+    """Write a study's report: one HTML file that opens offline.
+
+    It holds Optuna's plots of the optimization history, the learning curves, the
+    hyperparameter importances and the parallel coordinates, and a table of the best trials.
+
+    Example:
+
+        autotune report --study circles --out circles.html
+    """
+    from autotune import report as report_module
+    from autotune.runner import SPEC_ATTR
+
+    url = storage_module.resolve_url(storage)
+    study = _load_study(_stored_name(study_name), url)
+    metric = study.user_attrs.get(SPEC_ATTR, {}).get("metric")
+    path = report_module.write(study, out or f"{study.study_name}-report.html", metric)
+    count = len(study.get_trials(deepcopy=False))
+    click.echo(f"Wrote the report of study '{study.study_name}' ({count} trials) to {path}")
+
+
 @cli.command("export")
 @click.option("--study", "study_name", required=True, metavar="NAME",
               help="The study's name in the storage, or its study file.")
