@@ -368,6 +368,40 @@ def report(study_name: str, storage: str | None, out: str | None) -> None:
     click.echo(f"Wrote the report of study '{study.study_name}' ({count} trials) to {path}")
 
 
+@cli.command()
+@click.option("--study", "study_name", required=True, metavar="NAME",
+              help="The study's name in the storage, or its study file.")
+@storage_option
+@click.option("--export", "export_dir", type=click.Path(file_okay=False), metavar="DIR",
+              help="Write the model (model.keras) and metadata.json into this folder.")
+@_errors
+def best(study_name: str, storage: str | None, export_dir: str | None) -> None:
+    """Retrain the best trial's model and score it on the held-out test split.
+
+    The best complete trial's params are trained again on the training split, with the
+    trial's seed, for the epochs at which the trial reached its best value: the model the
+    search scored. Its validation and test figures are printed side by side; the test split
+    was never seen by the search.
+
+    Example:
+
+        autotune best --study circles --export models/circles
+    """
+    from autotune import best as best_module
+
+    url = storage_module.resolve_url(storage)
+    study = _load_study(_stored_name(study_name), url)
+    result = best_module.retrain(study)
+    for line in best_module.describe(result):
+        click.echo(line)
+    if export_dir:
+        directory = best_module.export(result, export_dir)
+        click.echo(
+            f"Exported to {directory}: {best_module.MODEL_FILE} (load with"
+            f" keras.saving.load_model) and {best_module.METADATA_FILE}."
+        )
+
+
 @cli.command("export")
 @click.option("--study", "study_name", required=True, metavar="NAME",
               help="The study's name in the storage, or its study file.")
