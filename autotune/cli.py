@@ -341,6 +341,38 @@ from autotune.export import FORMATS as EXPORT_FORMATS  # noqa: E402
 
 
 @cli.command()
+@storage_option
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="The address to listen on; 0.0.0.0 opens the dashboard to the network.")
+@click.option("--port", type=click.IntRange(min=0, max=65535), default=8080, show_default=True,
+              help="The port to listen on; 0 picks a free one.")
+@_errors
+def dashboard(storage: str | None, host: str, port: int) -> None:
+    """Serve optuna-dashboard on the storage that `run` writes to, until Ctrl-C.
+
+    The dashboard shows every study in the storage, live: the optimization history, the
+    learning curves, the importances and each trial's params and attributes.
+
+    Example:
+
+        autotune dashboard
+
+        autotune dashboard --storage postgresql+psycopg://me@db:5432/studies --port 8081
+    """
+    from autotune import dashboard as dashboard_module
+
+    url = storage_module.resolve_url(storage)
+    _require_existing(url)
+
+    def ready(address: str) -> None:
+        click.echo(f"optuna-dashboard on {storage_module.mask(url)}: {address}")
+        click.echo("Stop it with Ctrl-C.")
+
+    dashboard_module.serve(url, host, port, ready=ready)
+    click.echo("Dashboard stopped.")
+
+
+@cli.command()
 @click.option("--study", "study_name", required=True, metavar="NAME",
               help="The study's name in the storage, or its study file.")
 @storage_option

@@ -1,0 +1,88 @@
+"""optuna-dashboard on a study storage, served until Ctrl-C.
+
+The dashboard is optuna-dashboard's own WSGI app, on the storage that ``autotune run`` writes
+to, served by the standard library's threaded WSGI server. The socket is bound before anything
+is printed, so a port in use is one clean error rather than a traceback from a thread.
+"""
+
+from __future__ import annotations
+
+import socket
+import warnings
+from typing import Any, Callable
+
+from autotune import storage as storage_module
+from autotune.errors import AutotuneError
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8080
+
+
+def page_url(host: str, port: int) -> str:
+    """The dashboard's address in a browser: ``http://127.0.0.1:8080/dashboard``."""
+    shown = f"[{host}]" if ":" in host else host
+    return f"http://{shown}:{port}/dashboard"
+
+
+def make_server(url: str, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT) -> Any:
+    """A bound (not yet serving) WSGI server of optuna-dashboard on the storage at ``url``.
+
+    Args:
+        url: A resolved storage URL.
+        host: The address to listen on; 127.0.0.1 keeps the dashboard on this machine.
+        port: The port; 0 picks a free one.
+
+    Raises:
+        AutotuneError: The address is in use or cannot be bound.
+        StorageError: The storage cannot be opened.
+    """
+    from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server as wsgi_server
+    from socketserver import ThreadingMixIn
+
+    import optuna_dashboard
+
+    class Server(ThreadingMixIn, WSGIServer):
+        daemon_threads = True
+        address_family = socket.AF_INET6 if ":" in host else socket.AF_INET
+
+    class QuietHandler(WSGIRequestHandler):
+        def log_message(self, format: str, *args: Any) -> None:
+            """One line per request would bury the URL; the dashboard shows what matters."""
+
+    # The dashboard recomputes importances on every page load; Optuna's warnings about few
+    # trials would fill the terminal, and the page already says what it can.
+    warnings.filterwarnings("ignore", category=UserWarning, module=r"optuna\.importance")
+    storage = storage_module.open_storage(url, retry_stale=False)
+    app = optuna_dashboard.wsgi(storage)
+    try:
+        return wsgi_server(host, port, app, server_class=Server, handler_class=QuietHandler)
+    except OSError as e:
+        raise AutotuneError(
+            f"Cannot listen on {host}:{port}: {e.strerror or e}. Choose another port with"
+            f" --port, or stop what uses this one."
+        ) from None
+
+
+def serve(
+    url: str,
+    host: str = DEFAULT_HOST,
+    port: int = DEFAULT_PORT,
+    *,
+    ready: Callable[[str], None] | None = None,
+) -> None:
+    """Serves optuna-dashboard on the storage at ``url`` until Ctrl-C.
+
+    Args:
+        url: A resolved storage URL.
+        host, port: Where to listen; see :func:`make_server`.
+        ready: Called with the page's address once the server accepts connections.
+    """
+    server = make_server(url, host, port)
+    try:
+        if ready is not None:
+            ready(page_url(host, server.server_port))
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()

@@ -1,0 +1,98 @@
+"""``autotune dashboard``: optuna-dashboard on the study storage, seen in a real browser."""
+
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import optuna
+from click.testing import CliRunner
+
+from autotune import storage
+from autotune.cli import cli
+
+import browser
+
+PG_WITH_PASSWORD = "postgresql+psycopg://postgres:s3cret@127.0.0.1:5432/test"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start(url: str, port: int) -> tuple[subprocess.Popen, str]:
+    """Starts ``autotune dashboard`` in a process of its own; returns it and its first line."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "autotune", "dashboard", "--storage", url, "--port", str(port)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    return process, process.stdout.readline().rstrip("\n")
+
+
+def stop(process: subprocess.Popen) -> tuple[str, str]:
+    """Ctrl-C, as a user stops it; returns what it printed after its first line."""
+    process.send_signal(signal.SIGINT)
+    try:
+        out, err = process.communicate(timeout=30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        raise
+    return out, err
+
+
+def test_the_dashboard_shows_the_study_and_its_trials_in_a_browser(finished_study: str):
+    port = free_port()
+    process, first = start(finished_study, port)
+    try:
+        address = f"http://127.0.0.1:{port}/dashboard"
+        assert first == f"optuna-dashboard on {finished_study}: {address}"
+        with browser.page() as page:
+            page.goto(address)
+            page.get_by_role("link", name=re.compile(r"^\d+\. tiny\b")).click(timeout=30_000)
+            page.wait_for_url("**/dashboard/studies/*")
+            page.goto(page.url + "/trials")
+            for number in range(2):
+                page.get_by_text(f"Trial {number}", exact=True).first.wait_for(timeout=30_000)
+            body = page.inner_text("body")
+        trial = optuna.load_study(study_name="tiny", storage=finished_study).trials[0]
+        assert "learning_rate" in body and str(trial.params["learning_rate"]) in body
+        assert "stop_reason" in body
+    finally:
+        out, err = stop(process)
+    assert process.returncode == 0, err
+    assert out == "Stop it with Ctrl-C.\nDashboard stopped.\n"
+
+
+def test_the_printed_address_never_shows_the_storage_password():
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    storage.open_storage(storage.resolve_url(PG_WITH_PASSWORD))  # Optuna's tables exist
+    process, first = start(PG_WITH_PASSWORD, free_port())
+    stop(process)
+    assert first.startswith("optuna-dashboard on postgresql+psycopg://postgres:***@127.0.0.1:5432/test: ")
+    assert "s3cret" not in first
+
+
+def test_a_port_in_use_is_one_line(sqlite_url: str):
+    storage.open_storage(sqlite_url)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = CliRunner().invoke(cli, ["dashboard", "--storage", sqlite_url, "--port", str(port)])
+    assert result.exit_code == 1
+    assert result.output == (
+        f"Error: Cannot listen on 127.0.0.1:{port}: Address already in use. Choose another"
+        " port with --port, or stop what uses this one.\n"
+    )
+
+
+def test_no_storage_yet_is_one_line(workdir: Path):
+    result = CliRunner().invoke(cli, ["dashboard"])
+    assert result.exit_code == 1
+    assert result.output.startswith(f"Error: No storage at {workdir / 'autotune.db'} yet.")
+    assert not (workdir / "autotune.db").exists()
