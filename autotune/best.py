@@ -87,8 +87,8 @@ def retrain(study: Any) -> BestModel:
     from autotune.backend import setup as setup_backend
 
     spec = runner.stored_spec(study)
-    best = runner.best_trial(study)
-    if best is None:
+    trial = runner.best_trial(study)
+    if trial is None:
         raise AutotuneError(
             f"Study '{study.study_name}' has no complete trial yet, so it has no best model."
             f" Run it first: autotune run --study {study.study_name}"
@@ -97,9 +97,10 @@ def retrain(study: Any) -> BestModel:
     import keras
 
     dataset = data_module.load(spec.data)
-    params = dict(best.params)
-    epochs = int(best.user_attrs.get("best_epoch") or best.user_attrs.get("epochs") or spec.max_epochs)
-    seed = training.trial_seed(spec.seed, best.number)
+    params = dict(trial.params)
+    attrs = trial.user_attrs
+    epochs = int(attrs.get("best_epoch") or attrs.get("epochs") or spec.max_epochs)
+    seed = training.trial_seed(spec.seed, trial.number)
     # The same steps as the trial's own fit, so the same weights come out.
     keras.backend.clear_session()
     keras.utils.set_random_seed(seed)
@@ -123,9 +124,9 @@ def retrain(study: Any) -> BestModel:
     }
     return BestModel(
         study=study.study_name,
-        trial=best.number,
+        trial=trial.number,
         metric=spec.metric,
-        search_value=float(best.value),
+        search_value=float(trial.value),
         params=params,
         epochs=epochs,
         seed=seed,
@@ -147,7 +148,8 @@ def describe(best: BestModel) -> list[str]:
         f"{'metric':<12}{'validation':>12}{'test':>12}",
     ]
     for name in sorted(best.validation):
-        lines.append(f"{name:<12}{best.validation[name]:>12.4f}{best.test.get(name, float('nan')):>12.4f}")
+        validation, test = best.validation[name], best.test.get(name, float("nan"))
+        lines.append(f"{name:<12}{validation:>12.4f}{test:>12.4f}")
     lines.append(
         f"Validation: {best.sizes['validation']} samples, the search's own; test:"
         f" {best.sizes['test']} samples, never seen by the search."

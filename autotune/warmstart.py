@@ -65,7 +65,7 @@ def _key(params: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
 
 
 def _present(study: Any) -> set[tuple[tuple[str, str], ...]]:
-    """The configurations the study holds: its trials' params, and the fixed params of queued ones."""
+    """The configurations the study holds: its trials' params, and queued trials' fixed params."""
     keys = set()
     for trial in study.get_trials(deepcopy=False):
         for params in (trial.params, trial.system_attrs.get("fixed_params")):

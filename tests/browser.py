@@ -12,7 +12,7 @@ ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-f
 
 @contextlib.contextmanager
 def page(**context: Any) -> Iterator[Any]:
-    """A fresh page in a new headless Chromium; ``context`` goes to ``new_context`` (offline=...)."""
+    """A page in a new headless Chromium; ``context`` goes to ``new_context`` (offline=True...)."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:

@@ -36,7 +36,8 @@ def invoke(*args: str) -> Any:
 
 def test_run_queues_the_best_that_fit_and_never_twice(write_study, sqlite_url: str):
     source = make_source(sqlite_url)
-    path = write_study(n_trials=2, max_epochs=1, space={**TINY_SPACE, "units": {"low": 4, "high": 8}})
+    narrow = {**TINY_SPACE, "units": {"low": 4, "high": 8}}
+    path = write_study(n_trials=2, max_epochs=1, space=narrow)
     result = invoke("run", "--study", str(path), "--storage", sqlite_url,
                     "--warm-start", "src", "--top", "3")
     assert result.exit_code == 0, result.output
