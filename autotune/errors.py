@@ -22,6 +22,14 @@ class StudyMismatchError(AutotuneError):
     """The stored study was searched with another space, data set, model or metric."""
 
 
+class ModelError(AutotuneError):
+    """A user's model family cannot be loaded, or its builder fails or returns no keras.Model."""
+
+
+class DataError(AutotuneError):
+    """A data set cannot be read, or cannot be used as it is (a missing column or value)."""
+
+
 class TrialDiverged(Exception):
     """A trial's loss became NaN or infinite; that trial fails and the search goes on.
 

@@ -1,0 +1,216 @@
+"""Data sets: the [data] table, the user's CSV, NPZ and function sources, and the splits."""
+
+import csv
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from autotune import data
+from autotune.errors import DataError, StudySpecError
+
+HEADER = ["size", "rooms", "district", "label", "price"]
+
+
+def write_csv(folder: Path, rows: list[list], name: str = "houses.csv", header=HEADER, sep=",") -> Path:
+    path = folder / name
+    with path.open("w", newline="") as f:
+        writer = csv.writer(f, delimiter=sep)
+        writer.writerow(header)
+        writer.writerows(rows)
+    return path
+
+
+def houses(n: int = 60, seed: int = 0) -> list[list]:
+    """Rows of a small, realistic table: numbers, a text category, a class and a price."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for i in range(n):
+        size = round(float(rng.uniform(30, 150)), 1)
+        rooms = int(rng.integers(1, 6))
+        district = ["north", "south", "east"][i % 3]
+        price = round(size * 3000 + rooms * 10_000 + (district == "north") * 50_000, 0)
+        rows.append([size, rooms, district, "big" if size > 90 else "small", price])
+    return rows
+
+
+def csv_table(**overrides) -> dict:
+    table = {"source": "csv", "path": "houses.csv", "target": "label", "task": "classification"}
+    table.update(overrides)
+    return data.validate(table, "study.toml")
+
+
+def test_a_csv_is_split_encoded_and_standardized_on_the_training_rows_only(tmp_path: Path):
+    write_csv(tmp_path, houses())
+    ds = data.load(csv_table(features=["size", "rooms", "district"]), tmp_path)
+
+    assert ds.task == "classification" and ds.n_outputs == 2 and ds.classes == ("big", "small")
+    assert ds.features == ("size", "rooms", "district=east", "district=north", "district=south")
+    assert ds.sizes() == {"train": 36, "validation": 12, "test": 12}
+    assert ds.x_train.dtype == np.float32 and ds.y_train.dtype == np.int32
+    # numeric columns: mean 0 and deviation 1 on the training split, not on the others
+    assert np.allclose(ds.x_train[:, :2].mean(axis=0), 0, atol=1e-5)
+    assert np.allclose(ds.x_train[:, :2].std(axis=0), 1, atol=1e-5)
+    assert not np.allclose(ds.x_val[:, :2].mean(axis=0), 0, atol=1e-3)
+    # one-hot columns stay 0 and 1, one category per row
+    assert set(np.unique(ds.x_train[:, 2:])) == {0.0, 1.0}
+    assert (ds.x_train[:, 2:].sum(axis=1) == 1).all()
+
+
+def test_categories_are_learned_on_the_training_split(tmp_path: Path):
+    rows = houses()
+    _, _, test = data._split(np.array([r[3] for r in rows]), "classification", csv_table(), "x")
+    rows[test[0]][2] = "harbour"  # a category that only the test split holds
+    write_csv(tmp_path, rows)
+    ds = data.load(csv_table(features=["district"]), tmp_path)
+    assert "district=harbour" not in ds.features
+    assert (ds.x_test.sum(axis=1) == 0).sum() == 1  # it encodes as all zeros
+
+
+def test_splits_are_seeded_disjoint_and_keep_every_row(tmp_path: Path):
+    write_csv(tmp_path, houses(100))
+    first = data.load(csv_table(features=["size"]), tmp_path)
+    data._load_cached.cache_clear()  # really read and split again
+    again = data.load(csv_table(features=["size"]), tmp_path)
+    for name in ("x_train", "x_val", "x_test", "y_train"):
+        assert np.array_equal(getattr(first, name), getattr(again, name))
+    other = data.load(csv_table(features=["size"], seed=1), tmp_path)
+    assert not np.array_equal(first.x_test, other.x_test)
+
+    labels = np.array([r[3] for r in houses(100)])
+    train, val, test = data._split(labels, "classification", csv_table(), "x")
+    assert sorted([*train, *val, *test]) == list(range(100))
+    assert not set(train) & set(val) and not set(train) & set(test) and not set(val) & set(test)
+
+
+def test_a_regression_target_stays_in_its_units(tmp_path: Path):
+    write_csv(tmp_path, houses())
+    ds = data.load(csv_table(target="price", task="regression"), tmp_path)
+    assert ds.task == "regression" and ds.n_outputs == 1 and ds.classes == ()
+    assert ds.y_train.dtype == np.float32 and ds.y_train.min() > 50_000
+    # every column but the target is a feature when features is left out
+    assert ds.features[:2] == ("size", "rooms") and "label=big" in ds.features
+
+
+def test_the_separator_is_configurable(tmp_path: Path):
+    write_csv(tmp_path, houses(), sep=";")
+    ds = data.load(csv_table(separator=";", features=["size"]), tmp_path)
+    assert ds.input_shape == (1,)
+
+
+@pytest.mark.parametrize(
+    "rows, table, message",
+    [
+        ([[50, 2, "north", "", 1]], {}, r"houses.csv: column 'label' has 1 missing value\(s\) \(line 2: ''\). Fill them in or drop those rows."),
+        ([[50, "NA", "north", "big", 1]], {}, r"column 'rooms' has 1 missing value\(s\) \(line 2: 'NA'\). Fill them in, drop those rows, or leave the column out of \[data\] features."),
+        ([[50, "three", "north", "big", 1]], {}, r"column 'rooms' holds numbers \(line 3: '\d'\) and text \(line 2: 'three'\); fix the values that are wrong"),
+        ([], {"target": "kind"}, r"houses.csv: no target column 'kind'; the columns are: size, rooms, district, label, price. Set \[data\] target to one of them."),
+        ([], {"features": ["size", "floor"]}, r"no column\(s\) 'floor'; the columns are: .* Fix \[data\] features."),
+        ([], {"target": "label", "task": "regression"}, r"target 'label' holds text \(line 2: 'big'.*\), but task is regression, which needs numbers. Set task = \"classification\""),
+        ([[50, 2, "north", "big", 1, "extra"]], {}, r"houses.csv, line 2: 6 fields, but the header has 5. Check the separator"),
+    ],
+)
+def test_bad_csv_files_name_the_file_the_line_and_the_fix(tmp_path: Path, rows, table, message):
+    write_csv(tmp_path, rows + houses())
+    with pytest.raises(DataError, match=message) as info:
+        data.load(csv_table(**table), tmp_path)
+    assert "\n" not in str(info.value)
+
+
+def test_a_missing_file_names_the_path_and_where_it_starts(tmp_path: Path):
+    with pytest.raises(DataError, match=r"study.toml: \[data\] path: no file .*houses.csv. Fix the path; a relative one starts at the study file's folder."):
+        data.load(csv_table(), tmp_path, where="study.toml")
+
+
+def test_a_fractional_class_label_and_an_identifier_column_are_refused(tmp_path: Path):
+    rows = [[r[0], r[1], r[2], r[0], r[4]] for r in houses()]  # sizes as class labels
+    write_csv(tmp_path, rows)
+    with pytest.raises(DataError, match=r"target 'label' holds non-whole numbers .* but task is classification. Set task = \"regression\""):
+        data.load(csv_table(), tmp_path)
+
+    rows = [[r[0], r[1], f"customer {i}", r[3], r[4]] for i, r in enumerate(houses(300))]
+    write_csv(tmp_path, rows, name="ids.csv")
+    with pytest.raises(DataError, match=r"text column 'district' has 180 different values in 180 training rows; it looks like an identifier"):
+        data.load(csv_table(path="ids.csv"), tmp_path)
+
+
+def test_too_few_rows_per_class_get_a_clear_message(tmp_path: Path):
+    write_csv(tmp_path, [[50, 2, "north", "rare", 1]] + houses())
+    with pytest.raises(DataError, match=r"61 rows in 3 classes are too few to split .* the smallest class, 'rare', has 1 row\(s\). Add rows, or drop the rarest classes."):
+        data.load(csv_table(), tmp_path)
+
+
+def test_npz_arrays_with_configurable_names(tmp_path: Path):
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "images.npz", images=rng.random((50, 4, 4)), labels=np.arange(50) % 2)
+    table = data.validate(
+        {"source": "npz", "path": "images.npz", "x": "images", "y": "labels", "task": "classification"}, "s"
+    )
+    ds = data.load(table, tmp_path)
+    assert ds.input_shape == (4, 4) and ds.n_outputs == 2
+
+    with pytest.raises(DataError, match=r"images.npz: no array 'x'; it holds: images, labels. Set \[data\] x = \"NAME\""):
+        data.load(data.validate({"source": "npz", "path": "images.npz", "task": "classification"}, "s"), tmp_path)
+
+    x = rng.random((50, 3))
+    x[7, 1] = np.nan
+    np.savez(tmp_path / "gaps.npz", x=x, y=np.arange(50) % 2)
+    with pytest.raises(DataError, match=r"gaps.npz: X has missing \(NaN or infinite\) values in 1 example\(s\), the first at example 7"):
+        data.load(data.validate({"source": "npz", "path": "gaps.npz", "task": "classification"}, "s"), tmp_path)
+
+
+def test_a_function_source_returns_x_and_y(tmp_path: Path):
+    (tmp_path / "loaders.py").write_text(
+        "import numpy as np\n"
+        "def load():\n"
+        "    rng = np.random.default_rng(0)\n"
+        "    x = rng.normal(size=(80, 3))\n"
+        "    return x, x @ [1.0, 2.0, -1.0]\n"
+        "def broken():\n"
+        "    raise ConnectionError('database is down')\n"
+        "def single():\n"
+        "    return np.zeros(3)\n"
+    )
+    ds = data.load(data.validate({"source": "loaders.py:load", "task": "regression"}, "s"), tmp_path)
+    assert ds.n_outputs == 1 and ds.input_shape == (3,)
+
+    with pytest.raises(DataError, match=r"s: \[data\] source 'loaders.py:broken' raised ConnectionError: database is down \(loaders.py, line 7\). Fix the function."):
+        data.load(data.validate({"source": "loaders.py:broken", "task": "regression"}, "s"), tmp_path, where="s")
+    with pytest.raises(DataError, match=r"'loaders.py:single' returned ndarray, not a pair \(X, y\) of arrays"):
+        data.load(data.validate({"source": "loaders.py:single", "task": "regression"}, "s"), tmp_path, where="s")
+    with pytest.raises(DataError, match=r"'loaders.py:lod': loaders.py has no 'lod'; it defines broken, load, single. Fix the name after the colon."):
+        data.load(data.validate({"source": "loaders.py:lod", "task": "regression"}, "s"), tmp_path, where="s")
+
+
+def test_digits_as_images():
+    ds = data.load(data.validate({"source": "digits", "reshape": [8, 8, 1]}, "s"))
+    assert ds.input_shape == (8, 8, 1) and ds.n_outputs == 10
+    with pytest.raises(DataError, match=r"reshape \[8, 8, 2\] holds 128 values per example, but the data has 64"):
+        data.load(data.validate({"source": "digits", "reshape": [8, 8, 2]}, "s"))
+
+
+def test_the_builtin_tables_store_what_they_stored_before():
+    # Stored studies are recognized by their [data] table: it must not gain keys.
+    assert data.validate({"source": "circles"}, "s") == {
+        "source": "circles", "seed": 0, "validation_fraction": 0.2, "test_fraction": 0.2,
+    }
+
+
+@pytest.mark.parametrize(
+    "table, message",
+    [
+        ({"source": "csv", "path": "a.csv", "target": "y"}, r"s: \[data\] source 'csv' needs task; task is classification or regression."),
+        ({"source": "csv", "path": "a.csv", "task": "regression"}, r"source 'csv' needs target; add for example target = \"label\"."),
+        ({"source": "csv", "target": "y", "task": "regression"}, r"source 'csv' needs path."),
+        ({"source": "csv", "path": "a.csv", "target": "y", "task": "regresion"}, r"task must be classification or regression, but got 'regresion'."),
+        ({"source": "csv", "path": "a.csv", "target": "y", "task": "regression", "features": ["a", "y"]}, r"features include the target 'y'"),
+        ({"source": "csv", "path": "a.csv", "target": "y", "task": "regression", "x": "a"}, r"unknown key\(s\) x for source 'csv'; allowed: features, path, reshape, seed,"),
+        ({"source": "csv", "path": "a.csv", "target": "y", "task": "regression", "separator": ";;"}, r"separator must be one character"),
+        ({"source": "digits", "task": "regression"}, r"unknown key\(s\) task for source 'digits'"),
+        ({"source": "digits", "reshape": [8, 0]}, r"reshape must be a list of positive whole numbers"),
+        ({"source": "sql"}, r"unknown data source 'sql'; allowed: breast_cancer, circles, csv, digits, moons, npz, or your own function as 'module:function'"),
+    ],
+)
+def test_bad_data_tables(table, message):
+    with pytest.raises(StudySpecError, match=message):
+        data.validate(table, "s")
