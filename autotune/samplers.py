@@ -63,8 +63,22 @@ def _gp(seed: int | None, options: Options, space: Space) -> Any:
 def _grid(seed: int | None, options: Options, space: Space) -> Any:
     import optuna
 
-    grid = {name: param.grid() for name, param in space.items()}
+    grid = {name: param.grid() for name, param in reachable(space).items()}
     return optuna.samplers.GridSampler(grid, seed=seed, **options)
+
+
+def reachable(space: Space) -> Space:
+    """The parameters some trial can use: a conditional one whose parent's choices never meet
+    its condition (``momentum`` when the optimizer is fixed to adam) is left out."""
+    out: Space = {}
+    for name, param in space.items():
+        if all(
+            parent in out
+            and (out[parent].kind != "categorical" or set(out[parent].choices) & set(values))
+            for parent, values in param.when
+        ):
+            out[name] = param
+    return out
 
 
 SAMPLERS: dict[str, Callable[[int | None, Options, Space], Any]] = {
