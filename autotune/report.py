@@ -95,8 +95,6 @@ def build(study: Any, metric: str | None = None, top: int = TOP_TRIALS) -> str:
     """
     import warnings
 
-    import optuna
-
     metric = metric or "value"
     trials = study.get_trials(deepcopy=False)
     states: dict[str, int] = {}
@@ -112,7 +110,6 @@ def build(study: Any, metric: str | None = None, top: int = TOP_TRIALS) -> str:
     with warnings.catch_warnings():
         # Optuna warns about trials it leaves out of a plot (failed ones, missing params).
         warnings.simplefilter("ignore")
-        optuna.logging.set_verbosity(optuna.logging.ERROR)
         for title, plot in _sections(metric):
             parts.append(f"<h2>{html.escape(title)}</h2>")
             figure = plot(study)
