@@ -17,7 +17,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from autotune import data as data_module
 from autotune.errors import AutotuneError
 
 MODEL_FILE = "model.keras"
@@ -96,7 +95,7 @@ def retrain(study: Any) -> BestModel:
     setup_backend()
     import keras
 
-    dataset = data_module.load(spec.data)
+    dataset = spec.dataset()
     params = dict(trial.params)
     attrs = trial.user_attrs
     epochs = int(attrs.get("best_epoch") or attrs.get("epochs") or spec.max_epochs)
