@@ -4,21 +4,63 @@ The Python API mirrors the CLI::
 
     import autotune
 
-    study = autotune.run("circles", n_trials=20)   # an optuna.Study
+    study = autotune.run(study="circles", n_trials=20)   # an optuna.Study
     print(study.best_params)
+
+    spec = autotune.load_spec("./my_study.toml")          # a validated StudySpec
+    study = autotune.run(spec, storage="sqlite:///studies.db")
 """
 
 from __future__ import annotations
 
-from typing import Any
+import os
+from typing import Any, Mapping
 
-from autotune.errors import AutotuneError, StorageError, StudyMismatchError, StudySpecError
+from autotune.errors import (
+    AutotuneError,
+    DataError,
+    ModelError,
+    StorageError,
+    StudyMismatchError,
+    StudySpecError,
+)
+from autotune.spec import StudySpec, from_dict, resolve
 
-__all__ = ["AutotuneError", "StorageError", "StudyMismatchError", "StudySpecError", "run"]
+__all__ = [
+    "AutotuneError",
+    "DataError",
+    "ModelError",
+    "StorageError",
+    "StudyMismatchError",
+    "StudySpec",
+    "StudySpecError",
+    "load_spec",
+    "run",
+]
 
 
-def run(study: Any, **kwargs: Any) -> Any:
-    """Runs or resumes a study; see :func:`autotune.runner.run` for the arguments."""
+def load_spec(study: str | os.PathLike[str] | Mapping[str, Any] | StudySpec) -> StudySpec:
+    """A study, validated: by name (``"circles"``), by a study file's path, or from a dict
+    holding a study file's contents (whose relative paths start at the current directory).
+
+    Raises:
+        AutotuneError: The study cannot be found, or is not valid.
+    """
+    if isinstance(study, StudySpec):
+        return study
+    if isinstance(study, Mapping):
+        return from_dict(study, source="<dict>")
+    return resolve(os.fspath(study))
+
+
+def run(study: str | os.PathLike[str] | Mapping[str, Any] | StudySpec, **kwargs: Any) -> Any:
+    """Runs or resumes a study and returns the ``optuna.Study``.
+
+    Args:
+        study: Anything :func:`load_spec` takes.
+        **kwargs: ``storage``, ``n_trials``, ``timeout``, ``sampler``, ``pruner``,
+            ``max_epochs``, ``seed``, ``workers``, ``report``; see :func:`autotune.runner.run`.
+    """
     from autotune.runner import run as _run
 
-    return _run(study, **kwargs)
+    return _run(load_spec(study), **kwargs)

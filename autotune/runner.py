@@ -89,12 +89,14 @@ def open_study(spec: StudySpec, url: str, *, sampler_seed: int | None = None) ->
 def _check_objective(study: Any, spec: StudySpec, url: str) -> None:
     attrs = study.user_attrs
     stored = attrs.get(FINGERPRINT_ATTR)
-    if stored is None and study.get_trials(deepcopy=False):
+    # Optuna keeps a study's direction for good, even while it has no trial.
+    searched = bool(study.get_trials(deepcopy=False)) or study.direction.name.lower() != spec.direction
+    if stored is None and searched:
         raise StudyMismatchError(
             f"Study '{spec.name}' in {storage_module.mask(url)} was not made by autotune."
             f" Give this study another name (name = ... in {spec.source})."
         )
-    if stored is not None and stored != spec.fingerprint():
+    if searched and stored is not None and stored != spec.fingerprint():
         before = attrs.get(OBJECTIVE_ATTR, {})
         now = spec.objective()
         changed = sorted(k for k in now if before.get(k) != now[k]) or ["objective"]
@@ -104,7 +106,9 @@ def _check_objective(study: Any, spec: StudySpec, url: str) -> None:
             f" change, give the study a new name (name = ... in {spec.source}), or start over"
             f" with `autotune delete --study {spec.name}`."
         )
-    if stored is None:
+    # A study without trials yet (a first run stopped by a mistake in the user's data or model
+    # files, before any trial) takes the corrected objective.
+    if stored != spec.fingerprint():
         study.set_user_attr(OBJECTIVE_ATTR, spec.objective())
         study.set_user_attr(FINGERPRINT_ATTR, spec.fingerprint())
     if attrs.get(SPEC_ATTR) != spec.to_dict():

@@ -17,8 +17,11 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from autotune import data as data_module
+from autotune import models as models_module
+from autotune import references
 from autotune.errors import StudySpecError
-from autotune.models import FAMILIES
+from autotune.models import ALLOWED as ALLOWED_MODELS
+from autotune.models import FAMILIES, Family
 from autotune.optimizers import SPACE as OPTIMIZER_SPACE
 from autotune.pruners import PRUNERS
 from autotune.samplers import SAMPLERS
@@ -36,7 +39,7 @@ TRAINING_SPACE: dict[str, Any] = {
 # key -> (type, description of the allowed values)
 _KEYS: dict[str, tuple[type | tuple[type, ...], str]] = {
     "name": (str, "a study name"),
-    "model": (str, "a model family: " + ", ".join(sorted(FAMILIES))),
+    "model": (str, "a model family: " + ALLOWED_MODELS),
     "direction": (str, "maximize or minimize"),
     "metric": (str, "a validation metric such as val_accuracy or val_loss"),
     "n_trials": (int, "a whole number of trials, at least 1"),
@@ -53,6 +56,9 @@ _KEYS: dict[str, tuple[type | tuple[type, ...], str]] = {
     "early_stopping": (dict, "a table with patience and min_delta"),
     "space": (dict, "a table of parameter definitions"),
 }
+# The stored form also holds the folder where relative paths start (the study file's), so that
+# workers elsewhere find the user's files; a study file has no need to set it.
+_STORED_KEYS: dict[str, tuple[type, str]] = {"folder": (str, "a folder's path")}
 _EARLY_STOPPING_KEYS = ("min_delta", "patience")
 
 
@@ -74,6 +80,8 @@ class StudySpec:
         data: The validated ``[data]`` table.
         patience, min_delta: Early stopping inside each trial.
         space_overrides: The study file's ``[space]`` table.
+        folder: Where the relative paths of ``model`` and ``[data] path`` start: the study file's
+            folder (stored with the study, so that workers find the user's files too).
         source: Where the spec came from, for messages.
     """
 
@@ -95,16 +103,31 @@ class StudySpec:
     patience: int = 10
     min_delta: float = 0.0
     space_overrides: Mapping[str, Any] = field(default_factory=dict)
+    folder: str = ""
     source: str = "<spec>"
 
     @property
     def task(self) -> str:
         return data_module.task_of(self.data)
 
+    def family(self) -> Family:
+        """The model family: a built-in one, or the user's builder (imported once)."""
+        return models_module.family(self.model, self.folder, where=self.source)
+
     def space(self) -> Space:
-        """The family's default space, narrowed by the study file's ``[space]``."""
-        default = {**TRAINING_SPACE, **FAMILIES[self.model].space}
-        return build_space(default, self.space_overrides, where=f"{self.source}: [space]")
+        """The family's default space plus the training space, narrowed by the study file's
+        ``[space]``, which may add parameters for a user's own family."""
+        family = self.family()
+        return build_space(
+            {**TRAINING_SPACE, **family.space},
+            self.space_overrides,
+            allow_new=family.user,
+            where=f"{self.source}: [space]",
+        )
+
+    def dataset(self) -> data_module.Dataset:
+        """The study's data, loaded and split (once per process)."""
+        return data_module.load(self.data, self.folder, where=self.source)
 
     def with_overrides(self, **overrides: Any) -> "StudySpec":
         """A copy with the given fields replaced (None leaves a field as it is), re-validated."""
@@ -152,20 +175,29 @@ class StudySpec:
         return space_hash(self.space())
 
 
-def from_dict(raw: Mapping[str, Any], source: str = "<spec>") -> StudySpec:
+def from_dict(
+    raw: Mapping[str, Any], source: str = "<spec>", *, base: str | os.PathLike[str] | None = None
+) -> StudySpec:
     """Validates a study file's contents.
+
+    Args:
+        raw: The study file's contents.
+        source: Where they come from, for messages.
+        base: The study file's folder, where its relative paths start; by default the
+            current directory.
 
     Raises:
         StudySpecError: With ``source``, the key, the value and what is allowed.
+        ModelError: The user's model family cannot be imported or its ``SPACE`` is malformed.
     """
-    unknown = sorted(set(raw) - set(_KEYS))
+    unknown = sorted(set(raw) - set(_KEYS) - set(_STORED_KEYS))
     if unknown:
         raise StudySpecError(
             f"{source}: unknown key(s) {', '.join(unknown)}; allowed: {', '.join(sorted(_KEYS))}."
         )
     values: dict[str, Any] = {}
     for key, value in raw.items():
-        kind, allowed = _KEYS[key]
+        kind, allowed = _KEYS[key] if key in _KEYS else _STORED_KEYS[key]
         if isinstance(value, bool) or not isinstance(value, kind):
             raise StudySpecError(f"{source}: '{key}' must be {allowed}, but got {value!r}.")
         values[key] = value
@@ -174,6 +206,9 @@ def from_dict(raw: Mapping[str, Any], source: str = "<spec>") -> StudySpec:
             f"{source}: missing [data] table; add for example [data] source = \"circles\"."
         )
     values["data"] = data_module.validate(values["data"], source)
+    values["folder"] = os.path.normpath(
+        os.path.join(os.path.abspath(base or os.getcwd()), values.get("folder", "."))
+    )
     values.setdefault("name", Path(source).stem if source.endswith(".toml") else "")
     if not values["name"]:
         raise StudySpecError(f"{source}: 'name' must be a study name, but it is empty.")
@@ -183,7 +218,10 @@ def from_dict(raw: Mapping[str, Any], source: str = "<spec>") -> StudySpec:
             raise StudySpecError(f"{source}: '{key}' must be at least 1, but got {values[key]}.")
     if values.get("timeout") is not None and values["timeout"] <= 0:
         raise StudySpecError(f"{source}: 'timeout' must be positive, but got {values['timeout']}.")
-    for key, registry in (("model", FAMILIES), ("sampler", SAMPLERS), ("pruner", PRUNERS)):
+    model = values.get("model", "mlp")
+    if model not in FAMILIES and not references.is_reference(model):
+        raise StudySpecError(f"{source}: unknown model '{model}'; allowed: {ALLOWED_MODELS}.")
+    for key, registry in (("sampler", SAMPLERS), ("pruner", PRUNERS)):
         if key in values and values[key] not in registry:
             raise StudySpecError(
                 f"{source}: unknown {key} '{values[key]}'; allowed: {', '.join(sorted(registry))}."
@@ -234,7 +272,7 @@ def from_dict(raw: Mapping[str, Any], source: str = "<spec>") -> StudySpec:
         source=source,
         **values,
     )
-    spec.space()  # validates [space] against the family's default space
+    spec.space()  # imports a user's family, and validates [space] against its default space
     return spec
 
 
@@ -247,7 +285,7 @@ def load(path: str | os.PathLike[str]) -> StudySpec:
         raise StudySpecError(f"{path}: not valid TOML: {e}.") from None
     except OSError as e:
         raise StudySpecError(f"{path}: cannot be read: {e.strerror}.") from None
-    return from_dict(raw, source=str(path))
+    return from_dict(raw, source=str(path), base=path.parent)
 
 
 def find(name_or_path: str) -> Path:

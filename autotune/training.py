@@ -17,10 +17,10 @@ import time
 from typing import Any, Mapping
 
 from autotune import data as data_module
-from autotune.errors import AutotuneError, TrialDiverged
-from autotune.models import FAMILIES
+from autotune import references
+from autotune.errors import AutotuneError, ModelError, TrialDiverged
 from autotune.optimizers import make_optimizer
-from autotune.space import sample
+from autotune.space import sample, typical
 from autotune.spec import StudySpec
 
 STOP_REASONS = ("completed", "early-stopped", "pruned", "diverged", "interrupted")
@@ -47,9 +47,14 @@ VALIDATION_BATCH = 1024
 
 
 def compile_model(model: Any, params: Mapping[str, Any], dataset: Any, max_epochs: int) -> None:
-    """Compiles ``model`` with the optimizer and decay that ``params`` choose, and the task's loss."""
+    """Compiles ``model`` with the optimizer and decay that ``params`` choose, and the task's loss.
+
+    A model that its builder compiled keeps its own loss and metrics; only its optimizer is
+    replaced, since the optimizer's parameters are searched for every family.
+    """
     steps_per_epoch = math.ceil(len(dataset.x_train) / batch_size_for(params, len(dataset.x_train)))
-    loss, metrics = _LOSSES[dataset.task]
+    # Keras keeps the loss and metrics of an earlier compile() that a new one leaves out.
+    loss, metrics = (None, None) if model.compiled else _LOSSES[dataset.task]
     model.compile(
         optimizer=make_optimizer(params, steps_per_epoch, max_epochs),
         loss=loss,
@@ -76,17 +81,110 @@ def build_model(spec: StudySpec, params: Mapping[str, Any], dataset: Any) -> Any
     """Builds the family's model for ``params`` and checks that it is a ``keras.Model``.
 
     Raises:
-        AutotuneError: The builder returned something else; the study cannot go on.
+        ModelError: The builder raised, or returned something else; the study cannot go on.
     """
     import keras
 
-    model = FAMILIES[spec.model].build(params, dataset.input_shape, dataset.n_outputs)
+    family = spec.family()
+    label = f"{spec.source}: model '{spec.model}'"
+    try:
+        model = family.build(params, dataset.input_shape, dataset.n_outputs)
+    except AutotuneError as e:
+        raise type(e)(f"{spec.source}: {e}") from None
+    except Exception as e:
+        from autotune.runner import format_params
+
+        raise ModelError(
+            f"{label} raised {references.describe(e, _file_of(family.build))} when building with"
+            f" {format_params(params)}, input_shape={dataset.input_shape},"
+            f" n_outputs={dataset.n_outputs}. Fix the builder."
+        ) from None
     if not isinstance(model, keras.Model):
-        raise AutotuneError(
-            f"Model family '{spec.model}' returned {type(model).__name__}, not a keras.Model."
-            f" Make its build function return the model."
+        raise ModelError(
+            f"{label} returned {type(model).__name__}, not a keras.Model. Make it return the"
+            f" model, e.g. keras.Model(inputs, outputs)."
         )
     return model
+
+
+def _file_of(function: Any) -> str | None:
+    code = getattr(function, "__code__", None)
+    return code.co_filename if code else None
+
+
+def check_model(spec: StudySpec, space: Any, dataset: Any) -> None:
+    """Builds and compiles one model, and runs it on a few training examples, before any trial.
+
+    The model is built with one configuration of ``space`` (see :func:`autotune.space.typical`),
+    so a builder that raises, returns something other than a ``keras.Model``, makes outputs
+    that do not fit the data, or whose compiled metrics lack the study's metric stops the study
+    before a trial is spent.
+
+    Raises:
+        ModelError: Naming the model, what does not fit and the fix.
+    """
+    import keras
+    import numpy as np
+
+    label = f"{spec.source}: model '{spec.model}'"
+    params = typical(space)
+    keras.backend.clear_session()
+    model = build_model(spec, params, dataset)
+    compiled_by_builder = model.compiled
+    compile_model(model, params, dataset, spec.max_epochs)
+    x, y = dataset.x_train[:8], dataset.y_train[:8]
+    try:
+        predicted = model(x, training=False)
+    except Exception as e:
+        raise ModelError(
+            f"{label}: its model cannot take the data's examples, of shape {dataset.input_shape}"
+            f" ({references.describe(e)}). Start it with keras.Input(shape=input_shape)."
+        ) from None
+    if not compiled_by_builder:
+        _check_outputs(np.asarray(predicted), dataset, label)
+    try:
+        model.compute_loss(x=x, y=y, y_pred=predicted)
+        logged = model.compute_metrics(x, y, predicted)
+    except Exception as e:
+        raise ModelError(
+            f"{label}: the loss or metrics it was compiled with do not fit the data's targets"
+            f" ({references.describe(e)}). Compile it with a loss for {dataset.task} with"
+            f" {dataset.n_outputs} output(s), or leave compile() to autotune."
+        ) from None
+    needed = spec.metric.removeprefix("val_")
+    if needed not in logged:
+        raise ModelError(
+            f"{label}: its model logs {', '.join(sorted(logged))}, but the study's metric"
+            f" {spec.metric} needs {needed}. Add metrics=['{needed}'] to its compile(), or"
+            f" leave compile() to autotune."
+        )
+    keras.backend.clear_session()
+
+
+def _check_outputs(predicted: Any, dataset: Any, label: str) -> None:
+    """Checks that an uncompiled model's outputs fit the loss autotune compiles it with."""
+    import numpy as np
+
+    wanted = (dataset.n_outputs,)
+    ending = "end it with autotune.models.output_layer(n_outputs)"
+    if tuple(predicted.shape[1:]) != wanted:
+        needs = (
+            "1 output (regression)" if dataset.task == data_module.REGRESSION
+            else f"{dataset.n_outputs} outputs, one per class"
+        )  # fmt: skip
+        raise ModelError(
+            f"{label}: its model's outputs have shape {tuple(predicted.shape[1:])}, but the data"
+            f" needs {needs}; {ending}, which is Dense(n_outputs) with a softmax for classes."
+        )
+    if dataset.task == data_module.CLASSIFICATION and not (
+        (predicted >= 0).all() and np.allclose(predicted.sum(axis=-1), 1.0, atol=1e-3)
+    ):
+        raise ModelError(
+            f"{label}: its model's outputs are not class probabilities (a row sums to"
+            f" {predicted.sum(axis=-1)[0]:.3g}); {ending}, or compile the model yourself with"
+            f" loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True) and"
+            f" metrics=['accuracy']."
+        )
 
 
 class _Monitor:
@@ -124,7 +222,8 @@ class Objective:
     def __init__(self, spec: StudySpec) -> None:
         self.spec = spec
         self.space = spec.space()
-        self.dataset = data_module.load(spec.data)
+        self.dataset = spec.dataset()
+        check_model(spec, self.space, self.dataset)
         self.validation = pipeline(self.dataset.x_val, self.dataset.y_val, VALIDATION_BATCH)
 
     def __call__(self, trial: Any) -> float:

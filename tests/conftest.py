@@ -104,3 +104,17 @@ def finished_study(tmp_path_factory: pytest.TempPathFactory) -> str:
     url = f"sqlite:///{folder / 'studies.db'}"
     runner.run(str(path), storage=url, report=None)
     return url
+
+
+# A user's own model family, as a model.py next to a study file would hold it.
+USER_MODEL = '''
+SPACE = {"units": {"low": 4, "high": 16}, "dropout": {"low": 0.0, "high": 0.3}}
+
+def build(params, input_shape, n_outputs):
+    import keras
+    inputs = keras.Input(shape=input_shape)
+    x = keras.layers.Dense(params["units"], activation="relu")(inputs)
+    x = keras.layers.Dropout(params["dropout"])(x)
+    head = keras.layers.Dense(n_outputs, activation="softmax" if n_outputs > 1 else None)
+    return keras.Model(inputs, head(x))
+'''

@@ -92,3 +92,101 @@ def test_same_seed_gives_the_same_search(workdir: Path):
     assert [r[:2] for r in results[0]] == [r[:2] for r in results[1]]
     for (_, _, a), (_, _, b) in zip(*results):
         assert a == pytest.approx(b, abs=1e-6)
+
+
+def write_table(folder: Path, n: int = 200) -> Path:
+    """A small CSV of a user's kind: numbers, a text category, a class and a price."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    lines = ["size,district,kind,price"]
+    for i in range(n):
+        size, district = rng.uniform(30, 150), ["north", "south", "east"][i % 3]
+        price = 0.02 * size + (district == "north") + rng.normal(0, 0.1)
+        lines.append(f"{size:.1f},{district},{'big' if size > 90 else 'small'},{price:.3f}")
+    path = folder / "houses.csv"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_a_user_model_on_a_user_csv_runs_from_its_study_folder(workdir: Path):
+    from conftest import USER_MODEL
+
+    folder = workdir / "mine"
+    folder.mkdir()
+    write_table(folder)
+    (folder / "model.py").write_text(USER_MODEL)
+    data = {"source": "csv", "path": "houses.csv", "target": "kind", "task": "classification",
+            "features": ["size", "district"]}
+    spec = from_dict(tiny_raw(model="model.py:build", n_trials=2, max_epochs=2, data=data,
+                              space={"batch_size": 1024, "units": {"high": 8}, "width": [1, 2]}),
+                     source=str(folder / "mine.toml"), base=folder)
+    study = runner.run(spec, storage=f"sqlite:///{workdir / 'x.db'}", report=None)
+
+    trials = study.get_trials(states=COUNTED)
+    assert len(trials) == 2
+    for trial in trials:
+        # the module's SPACE, narrowed, plus a parameter [space] added for this family
+        assert trial.params["units"] <= 8 and 0 <= trial.params["dropout"] <= 0.3
+        assert trial.params["width"] in (1, 2) and "optimizer" in trial.params
+    assert study.user_attrs["autotune:spec"]["folder"] == str(folder)
+    # the stored spec finds the user's files from anywhere, as a worker on another machine does
+    again = runner.stored_spec(study)
+    assert again.fingerprint() == spec.fingerprint() and again.dataset().n_outputs == 2
+
+
+def test_a_regression_study_minimizes_val_mae_with_pruning(workdir: Path, sqlite_url: str):
+    write_table(workdir)
+    data = {"source": "csv", "path": "houses.csv", "target": "price", "task": "regression",
+            "features": ["size", "district"]}
+    spec = from_dict(tiny_raw(metric="val_mae", n_trials=3, max_epochs=3, data=data,
+                              pruner_options={"n_startup_trials": 1, "n_warmup_steps": 0}))
+    assert spec.direction == "minimize"
+    study = runner.run(spec, storage=sqlite_url, report=None)
+
+    assert study.direction == optuna.study.StudyDirection.MINIMIZE
+    complete = study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))
+    assert complete and study.best_value == min(t.value for t in complete)
+    for trial in complete:
+        assert len(trial.intermediate_values) == trial.user_attrs["epochs"]
+        assert trial.value == min(trial.intermediate_values.values())  # the best epoch, from below
+    text = runner.summary(study, spec, sqlite_url)
+    assert f"Best val_mae: {study.best_value:.4f} (trial {study.best_trial.number}," in text
+
+
+def test_a_bad_builder_stops_the_study_before_any_trial(workdir: Path, sqlite_url: str):
+    from autotune.errors import ModelError
+
+    from conftest import USER_MODEL
+
+    (workdir / "model.py").write_text(USER_MODEL.replace("return keras.Model", "return"))
+    spec = from_dict(tiny_raw(model="model.py:build", space={"batch_size": 1024}), source="s.toml")
+    with pytest.raises(ModelError, match=r"s.toml: model 'model.py:build' returned tuple, not a keras.Model. Make it return the model"):
+        runner.run(spec, storage=sqlite_url, report=None)
+    study = optuna.load_study(study_name="tiny", storage=sqlite_url)
+    assert study.trials == []
+
+
+def test_the_python_api_takes_a_study_by_keyword_path_or_dict(write_study, sqlite_url: str):
+    import autotune
+
+    path = write_study(n_trials=1, max_epochs=1)
+    study = autotune.run(study=path, storage=sqlite_url, report=None)
+    assert len(study.get_trials(states=COUNTED)) == 1
+    study = autotune.run(study=str(path), storage=sqlite_url, n_trials=2, report=None)
+    assert len(study.get_trials(states=COUNTED)) == 2
+    assert autotune.load_spec(tiny_raw(max_epochs=1)).name == "tiny"
+    assert isinstance(autotune.load_spec("circles"), autotune.StudySpec)
+
+
+def test_a_study_stopped_by_a_data_mistake_runs_once_it_is_fixed(workdir: Path, sqlite_url: str):
+    from autotune.errors import DataError
+
+    write_table(workdir)
+    data = {"source": "csv", "path": "houses.csv", "target": "Kind", "task": "classification"}
+    with pytest.raises(DataError, match=r"no target column 'Kind'; the columns are: size, district, kind, price"):
+        runner.run(from_dict(tiny_raw(data=data)), storage=sqlite_url, report=None)
+    # the study exists, without trials: the corrected [data] table is no other objective
+    fixed = from_dict(tiny_raw(n_trials=1, max_epochs=1, data={**data, "target": "kind"}))
+    study = runner.run(fixed, storage=sqlite_url, report=None)
+    assert len(study.get_trials(states=COUNTED)) == 1

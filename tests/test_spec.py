@@ -83,3 +83,54 @@ def test_unknown_study_lists_the_places_and_the_shipped_names(workdir: Path):
         spec_module.find("circels")
     with pytest.raises(StudySpecError, match=r"No study file at nowhere/x.toml"):
         spec_module.find("nowhere/x.toml")
+
+
+USER_FAMILY = (
+    'SPACE = {"units": {"low": 4, "high": 64, "log": True}}\n'
+    "def build(params, input_shape, n_outputs):\n"
+    "    raise NotImplementedError\n"
+)
+
+
+def test_a_user_family_space_is_its_space_plus_training_and_may_grow(tmp_path: Path):
+    (tmp_path / "model.py").write_text(USER_FAMILY)
+    raw = tiny_raw(model="model.py:build", space={"units": {"high": 16}, "depth": [1, 2, 3]})
+    space = spec_module.from_dict(raw, base=tmp_path).space()
+    assert space["units"].high == 16 and space["units"].log  # narrowed, keeps log
+    assert space["depth"].choices == (1, 2, 3)  # added: the user's builder reads it
+    assert {"learning_rate", "optimizer", "decay", "batch_size"} <= set(space)
+    # a built-in family would silently ignore a new parameter, so it is refused
+    with pytest.raises(StudySpecError, match=r"\[space\] names unknown parameter 'depth'; this model family has:"):
+        spec_module.from_dict(tiny_raw(space={"depth": [1, 2]}))
+
+
+def test_paths_start_at_the_study_file_folder_which_the_stored_form_keeps(tmp_path: Path, workdir: Path):
+    folder = tmp_path / "project"
+    folder.mkdir()
+    (folder / "model.py").write_text(USER_FAMILY)
+    path = folder / "mine.toml"
+    path.write_text('model = "model.py:build"\n[data]\nsource = "csv"\npath = "rows.csv"\n'
+                    'target = "y"\ntask = "regression"\n')
+    spec = spec_module.load(path)  # from another current directory
+    assert spec.folder == str(folder) and spec.family().user
+    assert spec.direction == "minimize" and spec.metric == "val_loss"
+
+    stored = spec.to_dict()
+    assert stored["folder"] == str(folder) and stored["model"] == "model.py:build"
+    again = spec_module.from_dict(stored, source="study 'mine'")
+    assert again.folder == spec.folder and again.fingerprint() == spec.fingerprint()
+    # the folder is where the files are, not what is searched: a moved project resumes
+    moved = spec_module.from_dict({**stored, "folder": str(tmp_path / "project")})
+    assert "folder" not in spec.objective() and moved.fingerprint() == spec.fingerprint()
+
+
+def test_folder_is_no_key_a_user_is_told_about():
+    with pytest.raises(StudySpecError) as info:
+        spec_module.from_dict(tiny_raw(n_trails=3))
+    assert "folder" not in str(info.value)
+
+
+def test_an_unknown_model_lists_the_families_and_the_reference_forms():
+    with pytest.raises(StudySpecError, match=r"<spec>: unknown model 'resnet'; allowed: mlp, or your own as 'module:function' or 'file.py:function'."):
+        spec_module.from_dict(tiny_raw(model="resnet"))
+
