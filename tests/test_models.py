@@ -14,7 +14,7 @@ from autotune.spec import from_dict
 
 from conftest import USER_MODEL, tiny_raw
 
-INPUTS = {"mlp": (4,)}
+INPUTS = {"mlp": (4,), "cnn": (8, 8, 1)}
 
 BUILDERS = '''
 import keras
@@ -70,6 +70,16 @@ def test_every_family_reads_dropout_and_batchnorm(name: str):
     assert {"Dropout", "BatchNormalization"} <= layers
 
 
+def test_the_cnn_takes_images_with_or_without_a_channel_and_refuses_flat_rows():
+    params = {"filters": 8, "conv_blocks": 3, "kernel_size": 3, "n_layers": 1, "units": 8}
+    model = FAMILIES["cnn"].build(params, (8, 8), 10)
+    # filters double per block, and pooling stops at 1x1
+    convs = [layer for layer in model.layers if type(layer).__name__ == "Conv2D"]
+    assert [c.filters for c in convs] == [8, 16, 32]
+    with pytest.raises(ModelError, match=r"Model family 'cnn' needs images, .* but the data's examples have shape \(64,\). Add reshape = \[8, 8, 1\] to the study's \[data\] table."):
+        FAMILIES["cnn"].build(params, (64,), 10)
+
+
 def test_a_user_family_from_a_file_or_a_module(tmp_path: Path):
     (tmp_path / "model.py").write_text(USER_MODEL)
     mine = family("model.py:build", tmp_path)
@@ -111,7 +121,7 @@ def test_a_user_family_reloads_an_edited_file(tmp_path: Path):
         ({"model.py": "SPACE = [1]\ndef build(params, input_shape, n_outputs):\n    pass\n"}, "model.py:build", ModelError, r"SPACE must be a dict of parameter definitions .* but it is a list."),
         ({"model.py": "SPACE = {'units': {'low': 8, 'high': 4}}\ndef build(params, input_shape, n_outputs):\n    pass\n"}, "model.py:build", StudySpecError, r"s.toml: model 'model.py:build': SPACE 'units': low must not exceed high, but got low=8, high=4."),
         ({}, "model.py:", ModelError, r"model 'model.py:' must be 'package.module:function' or 'path/to/file.py:function'"),
-        ({}, "mpl", StudySpecError, r"s.toml: unknown model 'mpl'; allowed: mlp, or your own as 'module:function' or 'file.py:function'."),
+        ({}, "mpl", StudySpecError, r"s.toml: unknown model 'mpl'; allowed: cnn, mlp, or your own as 'module:function' or 'file.py:function'."),
     ],
 )
 def test_a_user_family_that_cannot_load_names_the_reference_and_the_fix(tmp_path: Path, files, model, error, message):

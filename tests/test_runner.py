@@ -154,6 +154,18 @@ def test_a_regression_study_minimizes_val_mae_with_pruning(workdir: Path, sqlite
     assert f"Best val_mae: {study.best_value:.4f} (trial {study.best_trial.number}," in text
 
 
+def test_the_cnn_searches_digits_as_images(sqlite_url: str):
+    from autotune.spec import resolve
+
+    spec = resolve("digits_cnn").with_overrides(n_trials=1, max_epochs=1)
+    space = {"filters": 8, "conv_blocks": 2, "units": 16, "n_layers": 1, "batch_size": 32,
+             "learning_rate": 0.01, "optimizer": "adam", "decay": "none"}
+    spec = from_dict({**spec.to_dict(), "space": space}, source=spec.source)
+    study = runner.run(spec, storage=sqlite_url, report=None)
+    (trial,) = study.get_trials(states=COUNTED)
+    assert trial.value > 0.3  # far above chance (0.1) after one epoch
+
+
 def test_a_bad_builder_stops_the_study_before_any_trial(workdir: Path, sqlite_url: str):
     from autotune.errors import ModelError
 

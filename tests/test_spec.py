@@ -79,7 +79,7 @@ def test_find_looks_at_a_path_then_local_studies_then_shipped(workdir: Path):
 
 
 def test_unknown_study_lists_the_places_and_the_shipped_names(workdir: Path):
-    with pytest.raises(StudySpecError, match=r"No study named 'circels': looked for ./studies/circels.toml and the shipped studies \(breast_cancer, circles, digits, moons\)"):
+    with pytest.raises(StudySpecError, match=r"No study named 'circels': looked for ./studies/circels.toml and the shipped studies \(breast_cancer, circles, digits, digits_cnn, moons\)"):
         spec_module.find("circels")
     with pytest.raises(StudySpecError, match=r"No study file at nowhere/x.toml"):
         spec_module.find("nowhere/x.toml")
@@ -131,6 +131,11 @@ def test_folder_is_no_key_a_user_is_told_about():
 
 
 def test_an_unknown_model_lists_the_families_and_the_reference_forms():
-    with pytest.raises(StudySpecError, match=r"<spec>: unknown model 'resnet'; allowed: mlp, or your own as 'module:function' or 'file.py:function'."):
+    with pytest.raises(StudySpecError, match=r"<spec>: unknown model 'resnet'; allowed: cnn, mlp, or your own as 'module:function' or 'file.py:function'."):
         spec_module.from_dict(tiny_raw(model="resnet"))
 
+
+def test_the_cnn_study_reads_digits_as_images():
+    spec = spec_module.resolve("digits_cnn")
+    assert spec.model == "cnn" and spec.data["reshape"] == [8, 8, 1]
+    assert {"filters", "conv_blocks", "kernel_size", "units", "dropout", "batchnorm"} <= set(spec.space())

@@ -20,7 +20,7 @@ from typing import Any, Callable, Mapping
 
 from autotune import references
 from autotune.errors import ModelError, StudySpecError
-from autotune.models import mlp
+from autotune.models import cnn, mlp
 from autotune.space import build_space
 
 BUILD_ARGUMENTS = ("params", "input_shape", "n_outputs")
@@ -46,6 +46,7 @@ class Family:
 
 FAMILIES: dict[str, Family] = {
     "mlp": Family("mlp", mlp.SPACE, mlp.build),
+    "cnn": Family("cnn", cnn.SPACE, cnn.build),
 }
 
 ALLOWED = ", ".join(sorted(FAMILIES)) + ", or your own as 'module:function' or 'file.py:function'"

@@ -17,14 +17,10 @@ SPACE: dict[str, Any] = {
 }
 
 
-def build(params: Mapping[str, Any], input_shape: tuple[int, ...], n_outputs: int) -> Any:
-    """Builds the MLP that ``params`` describe; see :mod:`autotune.models`."""
+def dense_stack(x: Any, params: Mapping[str, Any]) -> Any:
+    """``n_layers`` hidden dense layers of ``units`` on ``x``, as described above."""
     import keras
 
-    from autotune.models import output_layer
-
-    inputs = keras.Input(shape=input_shape)
-    x = keras.layers.Flatten()(inputs) if len(input_shape) > 1 else inputs
     batchnorm = params.get("batchnorm", False)
     dropout = params.get("dropout", 0.0)
     for _ in range(params.get("n_layers", 1)):
@@ -34,4 +30,15 @@ def build(params: Mapping[str, Any], input_shape: tuple[int, ...], n_outputs: in
         x = keras.layers.Activation(params.get("activation", "relu"))(x)
         if dropout > 0:
             x = keras.layers.Dropout(dropout)(x)
-    return keras.Model(inputs, output_layer(n_outputs)(x), name="mlp")
+    return x
+
+
+def build(params: Mapping[str, Any], input_shape: tuple[int, ...], n_outputs: int) -> Any:
+    """Builds the MLP that ``params`` describe; see :mod:`autotune.models`."""
+    import keras
+
+    from autotune.models import output_layer
+
+    inputs = keras.Input(shape=input_shape)
+    x = keras.layers.Flatten()(inputs) if len(input_shape) > 1 else inputs
+    return keras.Model(inputs, output_layer(n_outputs)(dense_stack(x, params)), name="mlp")
