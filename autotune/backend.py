@@ -43,6 +43,9 @@ def setup(threads: int | None = None) -> None:
         try:
             import tensorflow as tf
 
+            # Each trial's new model traces new functions, which TensorFlow's Python logger
+            # reports as "retracing" warnings; they are expected here, not a problem to fix.
+            tf.get_logger().setLevel("ERROR")
             if threads:
                 tf.config.threading.set_intra_op_parallelism_threads(threads)
                 tf.config.threading.set_inter_op_parallelism_threads(threads)

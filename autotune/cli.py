@@ -15,6 +15,7 @@ import click
 
 from autotune import storage as storage_module
 from autotune.errors import AutotuneError
+from autotune.export import FORMATS as EXPORT_FORMATS
 from autotune.pruners import PRUNERS
 from autotune.samplers import SAMPLERS
 
@@ -337,7 +338,6 @@ def env(storage: str | None) -> None:
 
 
 # The export formats feed click.Choice; the module is light (csv and json only).
-from autotune.export import FORMATS as EXPORT_FORMATS  # noqa: E402
 
 
 @cli.command()

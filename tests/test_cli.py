@@ -136,8 +136,8 @@ def test_env_reports_versions(sqlite_url: str):
 
 @pytest.mark.slow
 def test_ctrl_c_keeps_finished_trials_and_resume_completes(write_study, sqlite_url: str):
-    path = write_study(n_trials=2, max_epochs=300, pruner="none",
-                       early_stopping={"patience": 300})
+    path = write_study(n_trials=2, max_epochs=150, pruner="none",
+                       early_stopping={"patience": 150})
     command = [sys.executable, "-m", "autotune", "run", "--study", str(path), "--storage", sqlite_url]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     for line in process.stdout:

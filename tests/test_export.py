@@ -5,7 +5,6 @@ import io
 import json
 
 import optuna
-import pytest
 from click.testing import CliRunner
 
 from autotune import export

@@ -76,8 +76,8 @@ def test_sqlite_serves_two_local_workers(study_name: str, sqlite_url: str):
 def test_a_killed_workers_trial_is_retried_and_the_study_completes(study_name: str, workdir: Path):
     path = workdir / "study.toml"
     # long trials, so the kill lands in the middle of one
-    path.write_text(to_toml(tiny_raw(study_name, n_trials=2, max_epochs=300, pruner="none",
-                                     early_stopping={"patience": 300})))
+    path.write_text(to_toml(tiny_raw(study_name, n_trials=1, max_epochs=150, pruner="none",
+                                     early_stopping={"patience": 150})))
     command = [sys.executable, "-m", "autotune", "run", "--study", str(path)]
     env = {**os.environ, "AUTOTUNE_STORAGE": POSTGRES}
     worker = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -106,7 +106,7 @@ def test_a_killed_workers_trial_is_retried_and_the_study_completes(study_name: s
     assert len(retries) == 1
     assert retries[0].params == killed.params
     assert retries[0].state.name in ("COMPLETE", "PRUNED")
-    assert finished(POSTGRES, study_name) == 2
+    assert finished(POSTGRES, study_name) == 1
     assert "RUNNING" not in states(POSTGRES, study_name)
 
 
@@ -130,9 +130,9 @@ def test_workers_started_at_the_same_moment_create_one_study(fresh_database: str
     env = {**os.environ, "AUTOTUNE_STORAGE": fresh_database}
     command = [sys.executable, "-m", "autotune", "run", "--study", str(path)]
     processes = [subprocess.Popen(command, env=env, stdout=subprocess.PIPE,
-                                  stderr=subprocess.PIPE, text=True) for _ in range(3)]
+                                  stderr=subprocess.PIPE, text=True) for _ in range(2)]
     results = [p.communicate(timeout=600) for p in processes]
-    assert [p.returncode for p in processes] == [0, 0, 0], [err for _, err in results]
+    assert [p.returncode for p in processes] == [0, 0], [err for _, err in results]
     assert optuna.get_all_study_names(storage=fresh_database) == ["race"]
     assert finished(fresh_database, "race") == 3
 
