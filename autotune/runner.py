@@ -83,6 +83,9 @@ def open_study(spec: StudySpec, url: str, *, sampler_seed: int | None = None) ->
         load_if_exists=True,
     )
     _check_objective(study, spec, url)
+    if study.metric_names != [spec.metric]:
+        # optuna-dashboard and Optuna's plots label the value with it, not "Objective 0"
+        study.set_metric_names([spec.metric])
     return study
 
 

@@ -32,6 +32,7 @@ def test_a_run_is_read_back_by_optuna(sqlite_url: str):
         # the value is the best epoch's validation accuracy
         assert trial.value == max(trial.intermediate_values.values())
     assert study.user_attrs["autotune:spec"]["name"] == "tiny"
+    assert study.metric_names == ["val_accuracy"]
 
 
 def test_a_resume_reaches_the_total_and_a_finished_study_does_nothing(sqlite_url: str):
