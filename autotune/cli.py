@@ -337,9 +337,6 @@ def env(storage: str | None) -> None:
         click.echo(f"storage: {e}")
 
 
-# The export formats feed click.Choice; the module is light (csv and json only).
-
-
 @cli.command()
 @storage_option
 @click.option("--host", default="127.0.0.1", show_default=True,
