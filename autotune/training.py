@@ -23,7 +23,6 @@ from autotune.optimizers import make_optimizer
 from autotune.space import sample, typical
 from autotune.spec import StudySpec
 
-STOP_REASONS = ("completed", "early-stopped", "pruned", "diverged", "interrupted")
 _LOSSES = {
     data_module.CLASSIFICATION: ("sparse_categorical_crossentropy", ["accuracy"]),
     data_module.REGRESSION: ("mse", ["mae"]),
