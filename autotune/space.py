@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from dataclasses import dataclass
 from typing import Any, Mapping
 
@@ -309,3 +310,22 @@ def rejects(space: Space, params: Mapping[str, Any]) -> list[str]:
         else:
             active[param.name] = params[param.name]
     return reasons
+
+
+
+def typical(space: Space) -> dict[str, Value]:
+    """One configuration of ``space`` without a trial, to check that a model builds before any
+    trial is spent: each active parameter's first choice, or the middle of its range (the
+    geometric middle on a log scale)."""
+    params: dict[str, Value] = {}
+    for param in space.values():
+        if not param.is_active(params):
+            continue
+        if param.kind == "categorical":
+            params[param.name] = param.choices[0]
+            continue
+        middle = math.sqrt(param.low * param.high) if param.log else (param.low + param.high) / 2
+        if param.step is not None:
+            middle = param.low + round((middle - param.low) / param.step) * param.step
+        params[param.name] = round(middle) if param.kind == "int" else min(middle, param.high)
+    return params
