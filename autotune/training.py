@@ -18,6 +18,7 @@ from typing import Any, Mapping
 
 from autotune import data as data_module
 from autotune import references
+from autotune.backend import fresh_graphs, settle
 from autotune.errors import AutotuneError, ModelError, TrialDiverged
 from autotune.optimizers import make_optimizer
 from autotune.space import sample, typical
@@ -122,12 +123,14 @@ def check_model(spec: StudySpec, space: Any, dataset: Any) -> None:
     Raises:
         ModelError: Naming the model, what does not fit and the fix.
     """
-    import keras
+    with fresh_graphs():
+        _check_model(spec, typical(space), dataset)
+
+
+def _check_model(spec: StudySpec, params: Mapping[str, Any], dataset: Any) -> None:
     import numpy as np
 
     label = f"{spec.source}: model '{spec.model}'"
-    params = typical(space)
-    keras.backend.clear_session()
     model = build_model(spec, params, dataset)
     compiled_by_builder = model.compiled
     compile_model(model, params, dataset, spec.max_epochs)
@@ -157,7 +160,6 @@ def check_model(spec: StudySpec, space: Any, dataset: Any) -> None:
             f" {spec.metric} needs {needed}. Add metrics=['{needed}'] to its compile(), or"
             f" leave compile() to autotune."
         )
-    keras.backend.clear_session()
 
 
 def _check_outputs(predicted: Any, dataset: Any, label: str) -> None:
@@ -224,17 +226,20 @@ class Objective:
         self.dataset = spec.dataset()
         check_model(spec, self.space, self.dataset)
         self.validation = pipeline(self.dataset.x_val, self.dataset.y_val, VALIDATION_BATCH)
+        settle()
 
     def __call__(self, trial: Any) -> float:
+        start = time.perf_counter()
+        params = sample(self.space, trial)
+        with fresh_graphs():
+            return self._train(trial, params, start)
+
+    def _train(self, trial: Any, params: Mapping[str, Any], start: float) -> float:
         import keras
         import optuna
         from optuna_integration import KerasPruningCallback
 
         spec, dataset = self.spec, self.dataset
-        start = time.perf_counter()
-        params = sample(self.space, trial)
-        # Keras keeps global state (layer name counters, graphs) across models.
-        keras.backend.clear_session()
         seed = trial_seed(spec.seed, trial.number)
         keras.utils.set_random_seed(seed)
         model = build_model(spec, params, dataset)

@@ -48,6 +48,23 @@ def test_a_resume_reaches_the_total_and_a_finished_study_does_nothing(sqlite_url
     ]
 
 
+def test_finished_trials_leave_no_traced_functions_behind(sqlite_url: str):
+    # Each fit traces new functions; a leak keeps them (and their graphs and models) for good.
+    from tensorflow.python.eager import context
+    from tensorflow.python.framework import ops
+
+    def held() -> tuple[int, int]:
+        gradients = sum(1 for name in ops._gradient_registry._registry if "CustomGradient" in name)
+        # "__wrapped__<op>" functions are TensorFlow's cache of eager ops, one per op signature.
+        traced = [n for n in context.context().list_function_names() if "__wrapped__" not in n]
+        return len(traced), gradients
+
+    runner.run(from_dict(tiny_raw(n_trials=2, pruner="none")), storage=sqlite_url, report=None)
+    after_two = held()
+    runner.run(from_dict(tiny_raw(n_trials=6, pruner="none")), storage=sqlite_url, report=None)
+    assert held() == after_two
+
+
 def test_a_changed_space_is_refused_with_a_way_out(sqlite_url: str):
     runner.run(from_dict(tiny_raw(n_trials=1)), storage=sqlite_url, report=None)
     changed = from_dict(tiny_raw(n_trials=2, space={"units": 8}), source="tiny.toml")
