@@ -90,15 +90,22 @@ def fresh_graphs() -> Iterator[None]:
         gc.collect()
 
 
-def settle() -> None:
-    """Exempts what is alive now from the cycle collector's later scans.
+@contextlib.contextmanager
+def settled() -> Iterator[None]:
+    """Exempts what is alive on entry from the cycle collector's scans until the block ends.
 
-    After TensorFlow, Keras and Optuna are loaded, a full collection scans a million objects
-    that live as long as the process and takes about 0.2 s; a worker collects after every trial
-    (:func:`fresh_graphs`), so only what was made since should be scanned.
+    Once TensorFlow, Keras and Optuna are loaded, a full collection scans a million objects
+    that outlive every trial, and takes about 0.2 s. Trials collect after each one
+    (:func:`fresh_graphs`), so inside the block only what was made since is scanned. The
+    objects are handed back to the collector at the end, so that a process that runs a study
+    and goes on (a notebook, say) keeps its garbage collection as it was.
     """
     gc.collect()
     gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
 
 
 def _gradient_registry() -> dict[str, object]:

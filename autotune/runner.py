@@ -11,6 +11,7 @@ exactly ``n_trials`` finished trials.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -193,6 +194,7 @@ def work(
     """
     import optuna
 
+    from autotune.backend import settled
     from autotune.backend import setup as setup_backend
     from autotune.training import Objective
 
@@ -217,33 +219,35 @@ def work(
         if report:
             report(line)
 
-    try:
-        while True:
-            trials = study.get_trials(deepcopy=False)
-            done = sum(1 for t in trials if t.state in counted_states())
-            running = sum(1 for t in trials if t.state == optuna.trial.TrialState.RUNNING)
-            if done >= spec.n_trials or (deadline is not None and time.monotonic() >= deadline):
-                return progress
-            if len(streak) >= MAX_CONSECUTIVE_FAILURES:
-                raise AutotuneError(
-                    f"{len(streak)} trials in a row failed, the last because {streak[-1]}."
-                    f" Check the study's space and data (a learning rate too high diverges)."
+    with contextlib.ExitStack() as stack:
+        try:
+            while True:
+                trials = study.get_trials(deepcopy=False)
+                done = sum(1 for t in trials if t.state in counted_states())
+                running = sum(1 for t in trials if t.state == optuna.trial.TrialState.RUNNING)
+                if done >= spec.n_trials or (deadline is not None and time.monotonic() >= deadline):
+                    return progress
+                if len(streak) >= MAX_CONSECUTIVE_FAILURES:
+                    raise AutotuneError(
+                        f"{len(streak)} trials in a row failed, the last because {streak[-1]}."
+                        f" Check the study's space and data (a learning rate too high diverges)."
+                    )
+                if done + running >= spec.n_trials:
+                    # Other workers hold the last trials: wait until they finish, or their
+                    # heartbeats stop and their trials are failed and queued again.
+                    optuna.storages.fail_stale_trials(study)
+                    time.sleep(POLL_SECONDS)
+                    continue
+                if guarded is None:
+                    setup_backend(threads)
+                    guarded = _Guarded(Objective(spec), spec.n_trials)
+                    stack.enter_context(settled())  # the loaded libraries outlive every trial
+                study.optimize(
+                    guarded, n_trials=1, catch=(TrialDiverged, _Surplus), callbacks=[on_trial]
                 )
-            if done + running >= spec.n_trials:
-                # Other workers hold the last trials: wait until they finish, or their
-                # heartbeats stop and their trials are failed and queued again.
-                optuna.storages.fail_stale_trials(study)
-                time.sleep(POLL_SECONDS)
-                continue
-            if guarded is None:
-                setup_backend(threads)
-                guarded = _Guarded(Objective(spec), spec.n_trials)
-            study.optimize(
-                guarded, n_trials=1, catch=(TrialDiverged, _Surplus), callbacks=[on_trial]
-            )
-    except KeyboardInterrupt:
-        progress.interrupted_trial = _requeue(study, guarded.current if guarded else None)
-        raise Interrupted(_interrupted_message(spec, url, study, progress)) from None
+        except KeyboardInterrupt:
+            progress.interrupted_trial = _requeue(study, guarded.current if guarded else None)
+            raise Interrupted(_interrupted_message(spec, url, study, progress)) from None
 
 
 def _fail_reason(study: Any, trial: Any) -> str:

@@ -18,7 +18,7 @@ from typing import Any, Mapping
 
 from autotune import data as data_module
 from autotune import references
-from autotune.backend import fresh_graphs, settle
+from autotune.backend import fresh_graphs
 from autotune.errors import AutotuneError, ModelError, TrialDiverged
 from autotune.optimizers import make_optimizer
 from autotune.space import sample, typical
@@ -226,7 +226,6 @@ class Objective:
         self.dataset = spec.dataset()
         check_model(spec, self.space, self.dataset)
         self.validation = pipeline(self.dataset.x_val, self.dataset.y_val, VALIDATION_BATCH)
-        settle()
 
     def __call__(self, trial: Any) -> float:
         start = time.perf_counter()

@@ -1,5 +1,6 @@
 """End-to-end searches on tiny studies: real Keras training, real SQLite storage."""
 
+import gc
 from pathlib import Path
 
 import optuna
@@ -63,6 +64,7 @@ def test_finished_trials_leave_no_traced_functions_behind(sqlite_url: str):
     after_two = held()
     runner.run(from_dict(tiny_raw(n_trials=6, pruner="none")), storage=sqlite_url, report=None)
     assert held() == after_two
+    assert gc.get_freeze_count() == 0  # the process's objects are the collector's again
 
 
 def test_a_changed_space_is_refused_with_a_way_out(sqlite_url: str):
