@@ -312,7 +312,6 @@ def rejects(space: Space, params: Mapping[str, Any]) -> list[str]:
     return reasons
 
 
-
 def typical(space: Space) -> dict[str, Value]:
     """One configuration of ``space`` without a trial, to check that a model builds before any
     trial is spent: each active parameter's first choice, or the middle of its range (the

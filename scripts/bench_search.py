@@ -63,11 +63,6 @@ UNLIMITED = 10**6
 
 # --- shared by the methods (in the child process) -------------------------------------------
 
-def weight_seed(seed: int, trial: int) -> int:
-    """The weights' and shuffling seed of one trial of the plain scripts."""
-    return seed * 100_003 + trial
-
-
 def compiled_model(params: dict[str, Any], dataset: Any, max_epochs: int) -> tuple[Any, int]:
     """The MLP for ``params``, compiled as a user compiles it; returns it and its batch size.
 
@@ -75,9 +70,10 @@ def compiled_model(params: dict[str, Any], dataset: Any, max_epochs: int) -> tup
     """
     from autotune.models import FAMILIES
     from autotune.optimizers import make_optimizer
+    from autotune.training import batch_size_for
 
     n_train = len(dataset.x_train)
-    batch_size = max(1, min(int(params["batch_size"]), n_train))
+    batch_size = batch_size_for(params, n_train)
     model = FAMILIES["mlp"].build(params, dataset.input_shape, dataset.n_outputs)
     model.compile(
         optimizer=make_optimizer(params, math.ceil(n_train / batch_size), max_epochs),
@@ -196,6 +192,7 @@ def run_plain(name: str, spec: Any, dataset: Any, seed: int, budget: float,
     import optuna
 
     from autotune.space import sample
+    from autotune.training import trial_seed
 
     space = spec.space()
     sampler = {"optuna": optuna.samplers.TPESampler, "random": optuna.samplers.RandomSampler}[name]
@@ -203,7 +200,7 @@ def run_plain(name: str, spec: Any, dataset: Any, seed: int, budget: float,
 
     def fit(params: dict[str, Any], number: int, callbacks: list[Any]) -> tuple[Any, Any]:
         keras.backend.clear_session()
-        keras.utils.set_random_seed(weight_seed(seed, number))
+        keras.utils.set_random_seed(trial_seed(seed, number))
         model, batch_size = compiled_model(params, dataset, max_epochs)
         history = model.fit(dataset.x_train, dataset.y_train,
                             validation_data=(dataset.x_val, dataset.y_val),
@@ -276,6 +273,8 @@ def run_kerastuner(name: str, spec: Any, dataset: Any, seed: int, budget: float,
     import keras
     import keras_tuner
 
+    from autotune.training import batch_size_for
+
     space = spec.space()
     keras.utils.set_random_seed(seed)
     trials: list[dict[str, Any]] = []
@@ -285,7 +284,7 @@ def run_kerastuner(name: str, spec: Any, dataset: Any, seed: int, budget: float,
             return compiled_model(kerastuner_space(space, hp), dataset, spec.max_epochs)[0]
 
         def fit(self, hp: Any, model: Any, *args: Any, **kwargs: Any) -> Any:
-            batch_size = max(1, min(int(hp.get("batch_size")), len(dataset.x_train)))
+            batch_size = batch_size_for({"batch_size": hp.get("batch_size")}, len(dataset.x_train))
             return model.fit(*args, batch_size=batch_size, **kwargs)
 
     class BudgetedHyperband(keras_tuner.Hyperband):
