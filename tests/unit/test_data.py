@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from autotune import data
+from autotune.data.preprocess import split
 from autotune.errors import DataError, StudySpecError
 
 HEADER = ["size", "rooms", "district", "label", "price"]
@@ -59,7 +60,7 @@ def test_a_csv_is_split_encoded_and_standardized_on_the_training_rows_only(tmp_p
 
 def test_categories_are_learned_on_the_training_split(tmp_path: Path):
     rows = houses()
-    _, _, test = data._split(np.array([r[3] for r in rows]), "classification", csv_table(), "x")
+    _, _, test = split(np.array([r[3] for r in rows]), "classification", csv_table(), "x")
     rows[test[0]][2] = "harbour"  # a category that only the test split holds
     write_csv(tmp_path, rows)
     ds = data.load(csv_table(features=["district"]), tmp_path)
@@ -78,7 +79,7 @@ def test_splits_are_seeded_disjoint_and_keep_every_row(tmp_path: Path):
     assert not np.array_equal(first.x_test, other.x_test)
 
     labels = np.array([r[3] for r in houses(100)])
-    train, val, test = data._split(labels, "classification", csv_table(), "x")
+    train, val, test = split(labels, "classification", csv_table(), "x")
     assert sorted([*train, *val, *test]) == list(range(100))
     assert not set(train) & set(val) and not set(train) & set(test) and not set(val) & set(test)
 

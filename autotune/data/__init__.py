@@ -1,0 +1,164 @@
+"""Data sets and their fixed, seeded train / validation / test splits.
+
+A study's ``[data]`` table names a source: a bundled data set (circles, moons, digits,
+breast_cancer), the user's ``csv`` or ``npz`` file, or the user's function that returns
+``(X, y)`` (``"package.module:function"`` or ``"path/to/file.py:function"``). Paths are relative
+to the study file's folder.
+
+The test split is held out from the search: trials train on ``train`` and are scored on
+``validation``; only the final evaluation of the best configuration reads ``test``. Numeric
+features are standardized with statistics of the training split alone; a CSV's text columns
+are one-hot encoded with the categories of the training split (a category seen only in the
+validation or test split encodes as all zeros). Missing values are refused, not guessed.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Mapping
+
+from autotune.data.csv_reader import Table
+from autotune.data.preprocess import reshape, split, standardize
+from autotune.data.schema import (
+    BUILTIN,
+    CLASSIFICATION,
+    FILE_SOURCES,
+    METRICS,
+    REGRESSION,
+    TASKS,
+    kind_of,
+    task_of,
+    validate,
+)
+from autotune.data.sources import (
+    LOADERS,
+    call_function,
+    check_features,
+    path_of,
+    read_npz,
+    targets,
+)
+
+if TYPE_CHECKING:
+    import numpy as np
+
+__all__ = [
+    "BUILTIN",
+    "CLASSIFICATION",
+    "METRICS",
+    "REGRESSION",
+    "TASKS",
+    "Dataset",
+    "kind_of",
+    "load",
+    "task_of",
+    "validate",
+]
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """Arrays of the three splits, ready for Keras.
+
+    Attributes:
+        task: ``"classification"`` or ``"regression"``.
+        n_outputs: Number of classes, or 1 for regression.
+        classes: The class labels, in the order of the model's outputs (classification).
+        features: The names of the columns of ``x`` (a CSV's columns, one per category for a
+            one-hot encoded one); empty for array data.
+    """
+
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_val: np.ndarray
+    y_val: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    task: str
+    n_outputs: int
+    classes: tuple[Any, ...] = ()
+    features: tuple[str, ...] = ()
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return tuple(self.x_train.shape[1:])
+
+    def sizes(self) -> dict[str, int]:
+        return {"train": len(self.x_train), "validation": len(self.x_val), "test": len(self.x_test)}
+
+
+def load(
+    data: Mapping[str, Any], folder: str | os.PathLike[str] | None = None, *, where: str = "[data]"
+) -> Dataset:
+    """Loads and splits a validated ``[data]`` table; cached, so a worker builds it once.
+
+    Args:
+        data: The validated table.
+        folder: Where relative paths start (the study file's folder); the current directory by
+            default.
+        where: Names the study file in error messages.
+
+    Raises:
+        DataError: The file or function is missing or fails, or the data cannot be used as it
+            is (a missing column or value, text where numbers belong, too few rows).
+    """
+    folder = Path(folder or ".").absolute()
+    stamp = None
+    if data["source"] in FILE_SOURCES:
+        # A file edited between two runs in one process (a notebook) is read again.
+        path = path_of(data, folder)
+        stamp = (path.stat().st_mtime_ns, path.stat().st_size) if path.is_file() else None
+    return _load_cached(json.dumps(dict(data), sort_keys=True), str(folder), stamp, where)
+
+
+@functools.lru_cache(maxsize=4)
+def _load_cached(key: str, folder: str, stamp: Any, where: str) -> Dataset:
+    import numpy as np
+
+    data = json.loads(key)
+    task = task_of(data)
+    kind = kind_of(data["source"])
+    label = f"{where}: [data] source '{data['source']}'"
+    if kind == "csv":
+        table = Table.read(path_of(data, Path(folder)), data, task, where)
+        label, y, encode = str(table.path), table.y, table.encode
+    else:
+        if kind == "builtin":
+            x, y = LOADERS[data["source"]](data["seed"])
+        elif kind == "npz":
+            path = path_of(data, Path(folder))
+            label = str(path)
+            x, y = read_npz(path, data, where)
+        else:
+            x, y = call_function(data["source"], Path(folder), where)
+        y = targets(y, task, f"{label}: y")
+        encode = functools.partial(_split_rows, check_features(x, len(y), label))
+    train, val, test = split(y, task, data, label)
+    x_train, x_val, x_test, names, numeric = encode(train, val, test)
+    x_train, x_val, x_test = standardize(x_train, x_val, x_test, numeric)
+    if "reshape" in data:
+        shape = data["reshape"]
+        x_train, x_val, x_test = (reshape(a, shape, where) for a in (x_train, x_val, x_test))
+
+    y_train, y_val, y_test = y[train], y[val], y[test]
+    classes: tuple[Any, ...] = ()
+    if task == CLASSIFICATION:
+        found = np.unique(y_train)
+        y_train, y_val, y_test = (
+            np.searchsorted(found, a).astype(np.int32) for a in (y_train, y_val, y_test)
+        )
+        classes = tuple(c.item() for c in found)
+        n_outputs = len(found)
+    else:
+        y_train, y_val, y_test = (np.asarray(a, dtype=np.float32) for a in (y_train, y_val, y_test))
+        n_outputs = 1
+    return Dataset(x_train, y_train, x_val, y_val, x_test, y_test, task, n_outputs, classes, names)
+
+
+def _split_rows(x: np.ndarray, train: np.ndarray, val: np.ndarray, test: np.ndarray) -> tuple[Any, ...]:
+    """Array features split by rows: no names, every column numeric."""
+    return x[train], x[val], x[test], (), None

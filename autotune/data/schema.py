@@ -1,0 +1,169 @@
+"""The ``[data]`` table of a study file: its keys by kind of source, defaults and checks.
+
+Only the table's form is checked here; the files themselves are read when the study runs
+(:func:`autotune.data.load`).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+from autotune import references
+from autotune.errors import StudySpecError
+
+CLASSIFICATION = "classification"
+REGRESSION = "regression"
+TASKS = (CLASSIFICATION, REGRESSION)
+
+# The metrics Keras logs for each task, with the direction that improves them.
+METRICS: dict[str, dict[str, str]] = {
+    CLASSIFICATION: {"val_accuracy": "maximize", "val_loss": "minimize"},
+    REGRESSION: {"val_loss": "minimize", "val_mae": "minimize"},
+}
+
+# The bundled data sets, with their task.
+BUILTIN: dict[str, str] = {
+    "circles": CLASSIFICATION,
+    "moons": CLASSIFICATION,
+    "digits": CLASSIFICATION,
+    "breast_cancer": CLASSIFICATION,
+}
+# The user's own files; a source with a colon is the user's function.
+FILE_SOURCES = ("csv", "npz")
+FUNCTION = "function"
+
+_COMMON_KEYS: dict[str, type | tuple[type, ...]] = {
+    "source": str,
+    "seed": int,
+    "validation_fraction": float,
+    "test_fraction": float,
+    "reshape": list,
+}
+# Keys by kind of source: the built-in data sets know their task, the user's data does not.
+_SOURCE_KEYS: dict[str, dict[str, type | tuple[type, ...]]] = {
+    "builtin": {},
+    "csv": {"path": str, "target": str, "features": list, "task": str, "separator": str},
+    "npz": {"path": str, "x": str, "y": str, "task": str},
+    FUNCTION: {"task": str},
+}
+_REQUIRED: dict[str, tuple[str, ...]] = {
+    "builtin": (),
+    "csv": ("path", "target", "task"),
+    "npz": ("path", "task"),
+    FUNCTION: ("task",),
+}
+DEFAULTS: dict[str, Any] = {"seed": 0, "validation_fraction": 0.2, "test_fraction": 0.2}
+_SOURCE_DEFAULTS: dict[str, dict[str, Any]] = {
+    "builtin": {},
+    "csv": {"separator": ","},
+    "npz": {"x": "x", "y": "y"},
+    FUNCTION: {},
+}
+_ALLOWED_SOURCES = (
+    ", ".join(sorted([*BUILTIN, *FILE_SOURCES]))
+    + ", or your own function as 'module:function' or 'file.py:function'"
+)
+
+
+def kind_of(source: str) -> str:
+    """``"builtin"``, ``"csv"``, ``"npz"`` or ``"function"``: what a ``[data] source`` names."""
+    if source in BUILTIN:
+        return "builtin"
+    if source in FILE_SOURCES:
+        return source
+    return FUNCTION
+
+
+def validate(data: Any, where: str) -> dict[str, Any]:
+    """Checks a study file's ``[data]`` table and fills in the defaults.
+
+    Only the table's form is checked here; the files themselves are read when the study runs.
+
+    Raises:
+        StudySpecError: An unknown key or source, a missing or wrongly typed key, or fractions
+            that leave no training data.
+    """
+    if not isinstance(data, Mapping):
+        raise StudySpecError(f"{where}: [data] must be a table with a source, but got {data!r}.")
+    source = data.get("source")
+    if source is None:
+        raise StudySpecError(
+            f"{where}: [data] needs a source; one of {_ALLOWED_SOURCES}."
+        )
+    if not isinstance(source, str):
+        raise StudySpecError(f"{where}: [data] source must be of type str, but got {source!r}.")
+    if source not in BUILTIN and source not in FILE_SOURCES and not references.is_reference(source):
+        raise StudySpecError(
+            f"{where}: unknown data source '{source}'; allowed: {_ALLOWED_SOURCES}."
+        )
+    kind = kind_of(source)
+    keys = {**_COMMON_KEYS, **_SOURCE_KEYS[kind]}
+    unknown = sorted(set(data) - set(keys))
+    if unknown:
+        raise StudySpecError(
+            f"{where}: [data] has unknown key(s) {', '.join(unknown)} for source '{source}';"
+            f" allowed: {', '.join(sorted(keys))}."
+        )
+    missing = [key for key in _REQUIRED[kind] if key not in data]
+    if missing:
+        raise StudySpecError(
+            f"{where}: [data] source '{source}' needs {' and '.join(missing)}"
+            + ("; add for example target = \"label\"" if "target" in missing else "")
+            + (f"; task is {' or '.join(TASKS)}" if "task" in missing else "")
+            + "."
+        )
+    out = {**DEFAULTS, **_SOURCE_DEFAULTS[kind], **data}
+    for key, value in out.items():
+        kind_of_value = keys[key]
+        if kind_of_value is float and isinstance(value, int) and not isinstance(value, bool):
+            value = out[key] = float(value)
+        if not isinstance(value, kind_of_value) or isinstance(value, bool):
+            raise StudySpecError(
+                f"{where}: [data] {key} must be of type {kind_of_value.__name__}, but got"
+                f" {value!r}."
+            )
+    for key in ("validation_fraction", "test_fraction"):
+        if not 0.0 < out[key] < 1.0:
+            raise StudySpecError(f"{where}: [data] {key} must lie in (0, 1), but got {out[key]}.")
+    if out["validation_fraction"] + out["test_fraction"] >= 0.9:
+        raise StudySpecError(
+            f"{where}: validation_fraction + test_fraction must leave at least 10% for"
+            f" training, but they add up to {out['validation_fraction'] + out['test_fraction']}."
+        )
+    if "task" in out and out["task"] not in TASKS:
+        raise StudySpecError(
+            f"{where}: [data] task must be {' or '.join(TASKS)}, but got '{out['task']}'."
+        )
+    if "reshape" in out and (
+        not out["reshape"]
+        or not all(isinstance(n, int) and not isinstance(n, bool) and n > 0 for n in out["reshape"])
+    ):
+        raise StudySpecError(
+            f"{where}: [data] reshape must be a list of positive whole numbers, the shape of one"
+            f" example such as [8, 8, 1], but got {out['reshape']!r}."
+        )
+    if "features" in out:
+        features = out["features"]
+        if not features or not all(isinstance(f, str) for f in features):
+            raise StudySpecError(
+                f"{where}: [data] features must be a non-empty list of column names, but got"
+                f" {features!r}."
+            )
+        if out["target"] in features:
+            raise StudySpecError(
+                f"{where}: [data] features include the target '{out['target']}'; a model must not"
+                f" see its answer. Leave it out of features."
+            )
+    if "separator" in out and len(out["separator"]) != 1:
+        raise StudySpecError(
+            f"{where}: [data] separator must be one character such as \",\" or \";\", but got"
+            f" {out['separator']!r}."
+        )
+    return out
+
+
+def task_of(data: Mapping[str, Any]) -> str:
+    """The task of a validated ``[data]`` table."""
+    if data["source"] in BUILTIN:
+        return BUILTIN[data["source"]]
+    return data["task"]

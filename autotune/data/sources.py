@@ -1,0 +1,191 @@
+"""Where a data set's arrays come from: the bundled data sets, a user's NPZ file or function;
+and the checks every source's features and targets pass."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Mapping
+
+from autotune import references
+from autotune.data.schema import CLASSIFICATION, REGRESSION
+from autotune.errors import DataError
+
+if TYPE_CHECKING:
+    import numpy as np
+
+
+def _circles(seed: int) -> tuple[np.ndarray, np.ndarray]:
+    from sklearn.datasets import make_circles
+
+    return make_circles(n_samples=1000, factor=0.3, noise=0.05, random_state=seed)
+
+
+def _moons(seed: int) -> tuple[np.ndarray, np.ndarray]:
+    from sklearn.datasets import make_moons
+
+    return make_moons(n_samples=2000, noise=0.3, random_state=seed)
+
+
+def _digits(seed: int) -> tuple[np.ndarray, np.ndarray]:
+    from sklearn.datasets import load_digits
+
+    return load_digits(return_X_y=True)
+
+
+def _breast_cancer(seed: int) -> tuple[np.ndarray, np.ndarray]:
+    from sklearn.datasets import load_breast_cancer
+
+    return load_breast_cancer(return_X_y=True)
+
+
+# name -> loader(seed) -> (X, y)
+LOADERS: dict[str, Callable[[int], tuple[np.ndarray, np.ndarray]]] = {
+    "circles": _circles,
+    "moons": _moons,
+    "digits": _digits,
+    "breast_cancer": _breast_cancer,
+}
+
+
+def path_of(data: Mapping[str, Any], folder: Path) -> Path:
+    return folder / Path(data["path"]).expanduser()
+
+
+def require_file(path: Path, where: str) -> None:
+    if not path.is_file():
+        raise DataError(
+            f"{where}: [data] path: no file {path}. Fix the path; a relative one starts at the"
+            f" study file's folder."
+        )
+
+
+def targets(
+    y: Any, task: str, label: str, locate: Callable[[int], str] | None = None
+) -> np.ndarray:
+    """Checks the targets: one per example, none missing, numbers for regression, whole numbers
+    or text for classification.
+
+    Args:
+        y: The targets.
+        task: The study's task.
+        label: Names the targets in messages.
+        locate: Names example ``i`` in messages (a CSV file's line); ``example i`` by default.
+    """
+    import numpy as np
+
+    locate = locate or (lambda i: f"example {i}")
+    y = np.asarray(y)
+    if y.ndim == 2 and y.shape[1] == 1:
+        y = y[:, 0]
+    if y.ndim != 1:
+        raise DataError(
+            f"{label} must hold one label or value per example, but has shape {y.shape}."
+        )
+    if y.dtype.kind in "US":
+        if task == REGRESSION:
+            first = next((i for i, v in enumerate(y) if number(str(v)) is None), 0)
+            raise DataError(
+                f"{label} holds text ({locate(first)}: {y[first].item()!r}), but task is"
+                f" regression, which needs numbers. Set task = \"classification\", or make the"
+                f" targets numbers."
+            )
+        return y
+    if y.dtype.kind not in "biuf":
+        raise DataError(
+            f"{label} holds {y.dtype} values; give numbers, or text for class labels."
+        )
+    missing = np.flatnonzero(~np.isfinite(y))
+    if missing.size:
+        raise DataError(
+            f"{label} has {missing.size} missing (NaN or infinite) value(s), the first at"
+            f" {locate(missing[0])}. Fill them in or drop those examples."
+        )
+    if task == CLASSIFICATION and y.dtype.kind == "f":
+        fractional = np.flatnonzero(y != np.round(y))
+        if fractional.size:
+            raise DataError(
+                f"{label} holds non-whole numbers ({locate(fractional[0])}:"
+                f" {y[fractional[0]].item()}), but task is classification. Set task ="
+                f" \"regression\", or give class labels."
+            )
+        y = y.astype(np.int64)
+    return y
+
+
+def check_features(x: Any, n: int, label: str) -> np.ndarray:
+    """Array features as float32, one row per example, with no missing values."""
+    import numpy as np
+
+    try:
+        x = np.asarray(x, dtype=np.float32)
+    except (TypeError, ValueError) as e:
+        raise DataError(
+            f"{label}: X must be numbers, but cannot be read as such ({e}). Encode text and"
+            f" categories as numbers first, or use a CSV file, whose text columns are one-hot"
+            f" encoded."
+        ) from None
+    if x.ndim == 1:
+        x = x[:, None]
+    if x.ndim == 0 or len(x) != n:
+        raise DataError(
+            f"{label}: X has {len(x) if x.ndim else 0} examples but y has {n}; give one label or"
+            f" value per example."
+        )
+    bad = ~np.isfinite(x.reshape(len(x), -1)).all(axis=1)
+    if bad.any():
+        raise DataError(
+            f"{label}: X has missing (NaN or infinite) values in {int(bad.sum())} example(s), the"
+            f" first at example {int(np.flatnonzero(bad)[0])}. Fill them in or drop those examples."
+        )
+    return x
+
+
+def read_npz(path: Path, data: Mapping[str, Any], where: str) -> tuple[Any, Any]:
+    import numpy as np
+
+    require_file(path, where)
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            arrays = {key: archive[key] for key in archive.files}
+    except (OSError, ValueError) as e:
+        raise DataError(
+            f"{path}: cannot be read as .npz arrays of numbers or strings ({e}). Save it with"
+            f" numpy.savez(path, x=X, y=y)."
+        ) from None
+    for key in ("x", "y"):
+        if data[key] not in arrays:
+            raise DataError(
+                f"{path}: no array '{data[key]}'; it holds: {', '.join(sorted(arrays)) or 'none'}."
+                f" Set [data] {key} = \"NAME\" to the array of"
+                f" {'features' if key == 'x' else 'targets'}."
+            )
+    return arrays[data["x"]], arrays[data["y"]]
+
+
+def call_function(reference: str, folder: Path, where: str) -> tuple[Any, Any]:
+    label = f"{where}: [data] source '{reference}'"
+    function, module = references.load(reference, folder, label=label, error=DataError)
+    references.check_signature(function, (), label=label, error=DataError)
+    try:
+        result = function()
+    except Exception as e:
+        raise DataError(
+            f"{label} raised {references.describe(e, getattr(module, '__file__', None))}."
+            f" Fix the function."
+        ) from None
+    if not isinstance(result, (tuple, list)) or len(result) != 2:
+        raise DataError(
+            f"{label} returned {type(result).__name__}, not a pair (X, y) of arrays."
+            f" End it with: return X, y"
+        )
+    return result
+
+
+def number(text: str) -> float | None:
+    """The finite number a CSV cell holds, or None for text."""
+    try:
+        value = float(text)
+    except ValueError:
+        return None
+    return value if math.isfinite(value) else None
