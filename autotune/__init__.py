@@ -9,6 +9,7 @@ The Python API mirrors the CLI::
 
     spec = autotune.load_spec("./my_study.toml")          # a validated StudySpec
     study = autotune.run(spec, storage="sqlite:///studies.db")
+    study = autotune.load_study("circles")                # a stored study, as it is
 """
 
 from __future__ import annotations
@@ -19,22 +20,34 @@ from typing import Any, Mapping
 from autotune.errors import (
     AutotuneError,
     DataError,
+    Interrupted,
     ModelError,
+    NoCompleteTrialError,
+    SearchFailedError,
     StorageError,
     StudyMismatchError,
+    StudyNotFoundError,
     StudySpecError,
+    TrialFailed,
 )
 from autotune.spec import StudySpec, from_dict, resolve
+from autotune.study import load_study
 
 __all__ = [
     "AutotuneError",
     "DataError",
+    "Interrupted",
     "ModelError",
+    "NoCompleteTrialError",
+    "SearchFailedError",
     "StorageError",
     "StudyMismatchError",
+    "StudyNotFoundError",
     "StudySpec",
     "StudySpecError",
+    "TrialFailed",
     "load_spec",
+    "load_study",
     "run",
 ]
 
@@ -59,7 +72,8 @@ def run(study: str | os.PathLike[str] | Mapping[str, Any] | StudySpec, **kwargs:
     Args:
         study: Anything :func:`load_spec` takes.
         **kwargs: ``storage``, ``n_trials``, ``timeout``, ``sampler``, ``pruner``,
-            ``max_epochs``, ``seed``, ``workers``, ``report``; see :func:`autotune.runner.run`.
+            ``max_epochs``, ``seed``, ``workers``, ``warm_start``, ``top``, ``echo``; see
+            :func:`autotune.runner.run`.
     """
     from autotune.runner import run as _run
 

@@ -14,7 +14,7 @@ import os
 import re
 import sys
 import tempfile
-from typing import Iterator
+from typing import Callable, Iterator
 
 # Start-up lines of TensorFlow / XLA that say nothing to a user of a CPU-only machine.
 _CHATTER = re.compile(
@@ -91,19 +91,23 @@ def fresh_graphs() -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def settled() -> Iterator[None]:
-    """Exempts what is alive on entry from the cycle collector's scans until the block ends.
+def settled() -> Iterator[Callable[[], None]]:
+    """Yields a function that exempts what is alive from the cycle collector's scans, until
+    the block ends.
 
     Once TensorFlow, Keras and Optuna are loaded, a full collection scans a million objects
     that outlive every trial, and takes about 0.2 s. Trials collect after each one
-    (:func:`fresh_graphs`), so inside the block only what was made since is scanned. The
-    objects are handed back to the collector at the end, so that a process that runs a study
-    and goes on (a notebook, say) keeps its garbage collection as it was.
+    (:func:`fresh_graphs`), so once the function has been called only what was made since is
+    scanned. The objects are handed back to the collector at the end, so that a process that
+    runs a study and goes on (a notebook, say) keeps its garbage collection as it was.
     """
-    gc.collect()
-    gc.freeze()
+
+    def freeze() -> None:
+        gc.collect()
+        gc.freeze()
+
     try:
-        yield
+        yield freeze
     finally:
         gc.unfreeze()
 

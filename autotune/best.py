@@ -1,7 +1,7 @@
 """The best model out of a study: retrain the best trial, score it on the test split, export it.
 
 The best complete trial's configuration is trained again exactly as its trial trained it: the
-same training split, the same seed (:func:`autotune.training.trial_seed` of that trial), the same
+same training split, the same seed (recorded on the trial), the same
 optimizer and decay schedule (built for the study's ``max_epochs``), and the same batches, but
 stopped after the epoch at which the trial reached its best value (its ``best_epoch``). That is
 the model the search scored, so its validation figure reproduces the trial's value, and the
@@ -12,17 +12,20 @@ test split that the search never saw.
 from __future__ import annotations
 
 import json
-import platform
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from autotune import trial as trial_module
 from autotune.errors import AutotuneError
+from autotune.versions import MODEL_PACKAGES, versions
+
+if TYPE_CHECKING:
+    import optuna
 
 MODEL_FILE = "model.keras"
 METADATA_FILE = "metadata.json"
 TRAINED_ON = "train"
-_VERSIONED = ("autotune", "tensorflow", "keras", "optuna", "numpy", "scikit-learn")
 
 
 @dataclass
@@ -69,91 +72,53 @@ class BestModel:
             "trained_on": TRAINED_ON,
             "metrics": {"validation": self.validation, "test": self.test},
             "data": {"table": self.data, "sizes": self.sizes},
-            "versions": versions(),
+            "versions": versions(MODEL_PACKAGES),
         }
 
 
-def retrain(study: Any) -> BestModel:
-    """Trains the best complete trial of ``study`` again and evaluates it on validation and test.
+def retrain(study: optuna.Study, trial: optuna.trial.FrozenTrial | None = None) -> BestModel:
+    """Trains a complete trial of ``study`` again (its best one by default) and evaluates it on
+    the validation and the test split.
 
     Args:
         study: An ``optuna.Study`` made by ``autotune run`` (its study file is stored with it).
+        trial: The complete trial to train again; by default the study's best.
 
     Raises:
-        AutotuneError: The study has no complete trial, or was not made by autotune.
+        NoCompleteTrialError: The study has no complete trial.
+        StudyMismatchError: The study was not made by autotune.
     """
-    from autotune import runner, training
-    from autotune.backend import setup as setup_backend
+    from autotune import study as study_module
+    from autotune.backend import fresh_graphs, setup
+    from autotune.data import load
 
-    spec = runner.stored_spec(study)
-    trial = runner.best_trial(study)
+    spec = study_module.stored_spec(study)
     if trial is None:
-        raise AutotuneError(
-            f"Study '{study.study_name}' has no complete trial yet, so it has no best model."
-            f" Run it first: autotune run --study {study.study_name}"
-        )
-    setup_backend()
-    import keras
-
-    dataset = spec.dataset()
+        trial = study_module.require_best(study)
+    setup()
+    dataset = load(spec.data, spec.folder, where=spec.source)
     params = dict(trial.params)
     attrs = trial.user_attrs
     epochs = int(attrs.get("best_epoch") or attrs.get("epochs") or spec.max_epochs)
-    seed = training.trial_seed(spec.seed, trial.number)
-    # The same steps as the trial's own fit, so the same weights come out.
-    keras.backend.clear_session()
-    keras.utils.set_random_seed(seed)
-    model = training.build_model(spec, params, dataset)
-    training.compile_model(model, params, dataset, spec.max_epochs)
-    batch_size = training.batch_size_for(params, len(dataset.x_train))
-    model.fit(
-        training.pipeline(dataset.x_train, dataset.y_train, batch_size, shuffle_seed=seed),
-        epochs=epochs,
-        shuffle=False,
-        verbose=0,
-    )
-    scores = {
-        split: model.evaluate(
-            training.pipeline(x, y, training.VALIDATION_BATCH), return_dict=True, verbose=0
-        )
-        for split, x, y in (
-            ("validation", dataset.x_val, dataset.y_val),
-            ("test", dataset.x_test, dataset.y_test),
-        )
-    }
+    seed = int(attrs.get("seed", trial_module.trial_seed(spec.seed, trial.number)))
+    # The same seed, schedule and batches as the trial's own fit, so the same weights come out.
+    with fresh_graphs():
+        trained = trial_module.train(spec, params, dataset, seed=seed, epochs=epochs)
+        scores = trial_module.evaluate(trained.model, dataset)
     return BestModel(
         study=study.study_name,
         trial=trial.number,
         metric=spec.metric,
-        search_value=float(trial.value),
+        search_value=float(trial.value or 0.0),
         params=params,
         epochs=epochs,
         seed=seed,
         data=dict(spec.data),
         sizes=dataset.sizes(),
-        validation={k: float(v) for k, v in scores["validation"].items()},
-        test={k: float(v) for k, v in scores["test"].items()},
-        model=model,
+        validation=scores["validation"],
+        test=scores["test"],
+        model=trained.model,
     )
-
-
-def describe(best: BestModel) -> list[str]:
-    """Lines for the terminal: where the model comes from, then validation and test side by side."""
-    lines = [
-        f"Best trial {best.trial} of study '{best.study}': {best.metric} {best.search_value:.4f}"
-        f" in the search.",
-        f"Retrained on the training split ({best.sizes['train']} samples) for {best.epochs}"
-        f" epoch{'s' if best.epochs != 1 else ''} (the trial's best), seed {best.seed}.",
-        f"{'metric':<12}{'validation':>12}{'test':>12}",
-    ]
-    for name in sorted(best.validation):
-        validation, test = best.validation[name], best.test.get(name, float("nan"))
-        lines.append(f"{name:<12}{validation:>12.4f}{test:>12.4f}")
-    lines.append(
-        f"Validation: {best.sizes['validation']} samples, the search's own; test:"
-        f" {best.sizes['test']} samples, never seen by the search."
-    )
-    return lines
 
 
 def export(best: BestModel, directory: str | Path) -> Path:
@@ -175,16 +140,3 @@ def export(best: BestModel, directory: str | Path) -> Path:
     except OSError as e:
         raise AutotuneError(f"Cannot export the model to {directory}: {e.strerror or e}.") from None
     return directory
-
-
-def versions() -> dict[str, str]:
-    """The versions of Python and of the packages that trained and can load the model."""
-    from importlib.metadata import PackageNotFoundError, version
-
-    out = {"python": platform.python_version()}
-    for package in _VERSIONED:
-        try:
-            out[package] = version(package)
-        except PackageNotFoundError:
-            out[package] = "not installed"
-    return out

@@ -8,39 +8,47 @@ and exit code 1; Ctrl-C exits with 130.
 from __future__ import annotations
 
 import functools
+import os
 import sys
+import traceback
 from typing import Any, Callable
 
 import click
 
 from autotune import storage as storage_module
-from autotune.errors import AutotuneError
-from autotune.export import FORMATS as EXPORT_FORMATS
+from autotune.errors import AutotuneError, Interrupted
 from autotune.pruners import PRUNERS
 from autotune.samplers import SAMPLERS
+from autotune.table import FORMATS as TABLE_FORMATS
 
 EXIT_INTERRUPTED = 130
+DEBUG_ENV = "AUTOTUNE_DEBUG"
 
 
 def _errors(command: Callable[..., Any]) -> Callable[..., Any]:
-    """Turns autotune's errors into one clean line and an exit code."""
+    """Turns autotune's errors into one clean line and exit code 1, and Ctrl-C into 130; with
+    ``--debug`` (or ``AUTOTUNE_DEBUG=1``) the traceback is printed too."""
 
     @functools.wraps(command)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        from autotune.runner import Interrupted
-
         try:
             return command(*args, **kwargs)
-        except Interrupted as e:
-            click.echo(str(e), err=True)
-            sys.exit(EXIT_INTERRUPTED)
-        except KeyboardInterrupt:
-            click.echo("Stopped by Ctrl-C.", err=True)
+        except KeyboardInterrupt as e:
+            _traceback_if_debug()
+            click.echo(str(e) if isinstance(e, Interrupted) else "Stopped by Ctrl-C.", err=True)
             sys.exit(EXIT_INTERRUPTED)
         except AutotuneError as e:
-            raise click.ClickException(str(e)) from None
+            _traceback_if_debug()
+            raise click.ClickException(str(e)) from e
 
     return wrapper
+
+
+def _traceback_if_debug() -> None:
+    context = click.get_current_context(silent=True)
+    debug = bool(context and context.find_root().params.get("debug"))
+    if debug or os.environ.get(DEBUG_ENV, "") not in ("", "0"):
+        traceback.print_exc()
 
 
 storage_option = click.option(
@@ -52,7 +60,9 @@ storage_option = click.option(
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="autotune")
-def cli() -> None:
+@click.option("--debug", is_flag=True,
+              help=f"Print the traceback of an error too (or set {DEBUG_ENV}=1).")
+def cli(debug: bool) -> None:
     """Hyperparameter search for TensorFlow/Keras models, built on Optuna.
 
     Every trial is kept in a storage (an SQLite file by default), so a study can be stopped,
@@ -109,20 +119,17 @@ def run(
     """
     if top is not None and warm_start is None:
         raise click.UsageError("--top needs --warm-start OTHER_STUDY.")
-    from autotune import runner
+    from autotune import console, runner
     from autotune.spec import resolve
 
     spec = resolve(study_name).with_overrides(
         n_trials=n_trials, sampler=sampler, pruner=pruner, max_epochs=max_epochs, seed=seed
     )
     url = storage_module.resolve_url(storage)
-    click.echo(
-        f"Study '{spec.name}' ({spec.source}): {spec.n_trials} trials, {spec.sampler} sampler,"
-        f" {spec.pruner} pruner, storage {storage_module.mask(url)}"
-    )
+    click.echo(console.run_header(spec, url))
     study = runner.run(spec, storage=url, timeout=timeout, workers=workers,
-                       warm_start=warm_start, top=top, report=click.echo)
-    click.echo(runner.summary(study, spec, url))
+                       warm_start=warm_start, top=top, echo=click.echo)
+    click.echo(console.summary(study, spec, url))
 
 
 @cli.command()
@@ -155,50 +162,8 @@ def worker(
     """
     from autotune import runner
 
-    url = storage_module.resolve_url(storage)
-    spec = runner.stored_spec(_load_study(study_name, url))
-    seed = spec.seed + worker_index if worker_index is not None else None
-    prefix = f"[worker {worker_index}] " if worker_index is not None else ""
-    runner.work(spec, url, sampler_seed=seed, threads=threads, timeout=timeout,
-                report=click.echo, prefix=prefix)
-
-
-def _load_study(name: str, url: str) -> Any:
-    """Loads a stored study by name, without creating a storage that does not exist."""
-    import optuna
-
-    _require_existing(url)
-    optuna.logging.set_verbosity(optuna.logging.ERROR)
-    storage = storage_module.open_storage(url)
-    names = [s.study_name for s in storage.get_all_studies()]
-    if name not in names:
-        raise AutotuneError(
-            f"No study '{name}' in {storage_module.mask(url)}"
-            + (f"; it holds: {', '.join(sorted(names))}." if names else "; it holds none yet.")
-            + f" Create it with `autotune run --study {name}`."
-        )
-    return optuna.load_study(study_name=name, storage=storage)
-
-
-def _require_existing(url: str) -> None:
-    if storage_module.is_sqlite(url):
-        from pathlib import Path
-
-        path = url.split("///", 1)[-1]
-        if not Path(path).is_file():
-            raise AutotuneError(
-                f"No storage at {path} yet. Run a study first (autotune run --study circles),"
-                f" or name another storage with --storage or $AUTOTUNE_STORAGE."
-            )
-
-
-def _stored_name(name_or_path: str) -> str:
-    """A study file's path stands for the study it names; anything else is the stored name."""
-    if name_or_path.endswith(".toml"):
-        from autotune.spec import load
-
-        return load(name_or_path).name
-    return name_or_path
+    runner.join(study_name, storage=storage, worker_index=worker_index, threads=threads,
+                timeout=timeout, echo=click.echo)
 
 
 @cli.command()
@@ -211,6 +176,8 @@ def studies(storage: str | None) -> None:
 
         autotune studies --storage sqlite:///autotune.db
     """
+    from autotune import console
+    from autotune import study as study_module
     from autotune.spec import available
 
     files = available()
@@ -219,30 +186,11 @@ def studies(storage: str | None) -> None:
         click.echo(f"  {place}: {', '.join(names) if names else '(none)'}")
     url = storage_module.resolve_url(storage)
     click.echo(f"Studies in {storage_module.mask(url)}:")
-    try:
-        _require_existing(url)
-    except AutotuneError:
-        click.echo("  (none yet)")
-        return
-    import optuna
-
-    optuna.logging.set_verbosity(optuna.logging.ERROR)
-    store = storage_module.open_storage(url)
-    rows = []
-    for summary in store.get_all_studies():
-        trials = store.get_all_trials(summary._study_id, deepcopy=False)
-        done = sum(1 for t in trials if t.state.name in ("COMPLETE", "PRUNED"))
-        target = summary.user_attrs.get("autotune:spec", {}).get("n_trials", "?")
-        complete = [t for t in trials if t.state.name == "COMPLETE"]
-        best = "-"
-        if complete:
-            pick = max if summary.direction.name == "MAXIMIZE" else min
-            best = f"{pick(t.value for t in complete):.4f}"
-        rows.append((summary.study_name, f"{done}/{target}", best, summary.direction.name.lower()))
+    rows = study_module.summaries(url)
+    for row in rows:
+        click.echo(console.study_row(*row))
     if not rows:
         click.echo("  (none yet)")
-    for name, count, best, direction in sorted(rows):
-        click.echo(f"  {name:<24} {count:>9} trials  best {best} ({direction})")
 
 
 @cli.command()
@@ -257,29 +205,12 @@ def show(study_name: str, storage: str | None) -> None:
 
         autotune show --study circles
     """
-    from autotune import runner
+    from autotune import console
+    from autotune.study import load_study
 
     url = storage_module.resolve_url(storage)
-    study = _load_study(_stored_name(study_name), url)
-    trials = study.get_trials(deepcopy=False)
-    click.echo(f"Study '{study.study_name}' in {storage_module.mask(url)}:"
-               f" {len(trials)} trials, {study.direction.name.lower()}")
-    click.echo(f"{'#':>4}  {'state':<8}  {'value':>7}  {'epochs':>6}  {'stopped':<13}  {'sec':>6}  params")
-    for t in trials:
-        value = "-" if t.value is None else f"{t.value:.4f}"
-        attrs = t.user_attrs
-        seconds = attrs.get("seconds")
-        click.echo(
-            f"{t.number:>4}  {t.state.name:<8}  {value:>7}  {attrs.get('epochs', '-'):>6}"
-            f"  {attrs.get('stop_reason', '-'):<13}  {'-' if seconds is None else f'{seconds:.1f}':>6}"
-            f"  {runner.format_params(t.params)}"
-        )
-    best = runner.best_trial(study)
-    if best is None:
-        click.echo("No trial completed yet.")
-    else:
-        click.echo(f"Best value: {best.value:.4f} (trial {best.number})")
-        click.echo(f"Best params: {runner.format_params(best.params)}")
+    for line in console.show(load_study(study_name, url), url):
+        click.echo(line)
 
 
 @cli.command()
@@ -295,10 +226,10 @@ def delete(study_name: str, storage: str | None, yes: bool) -> None:
 
         autotune delete --study circles --yes
     """
-    import optuna
+    from autotune import study as study_module
 
     url = storage_module.resolve_url(storage)
-    study = _load_study(_stored_name(study_name), url)
+    study = study_module.load_study(study_name, url)
     count = len(study.get_trials(deepcopy=False))
     if not yes:
         click.confirm(
@@ -306,7 +237,7 @@ def delete(study_name: str, storage: str | None, yes: bool) -> None:
             f" {storage_module.mask(url)}?",
             abort=True,
         )
-    optuna.delete_study(study_name=study.study_name, storage=study._storage)
+    study_module.delete_study(study)
     click.echo(f"Deleted study '{study.study_name}' ({count} trials).")
 
 
@@ -319,17 +250,13 @@ def env(storage: str | None) -> None:
 
         autotune env
     """
-    import os
     import platform
-    from importlib.metadata import PackageNotFoundError, version
 
-    click.echo(f"python: {platform.python_version()} ({platform.platform()})")
-    for package in ("autotune", "optuna", "optuna-integration", "optuna-dashboard", "tensorflow",
-                    "keras", "scikit-learn", "numpy", "sqlalchemy", "psycopg", "pymysql", "torch"):
-        try:
-            click.echo(f"{package}: {version(package)}")
-        except PackageNotFoundError:
-            click.echo(f"{package}: not installed")
+    from autotune.versions import versions
+
+    for package, version in versions().items():
+        extra = f" ({platform.platform()})" if package == "python" else ""
+        click.echo(f"{package}: {version}{extra}")
     click.echo(f"cpus: {os.cpu_count()}")
     try:
         click.echo(f"storage: {storage_module.mask(storage_module.resolve_url(storage))}")
@@ -358,8 +285,10 @@ def dashboard(storage: str | None, host: str, port: int) -> None:
     """
     from autotune import dashboard as dashboard_module
 
+    from autotune.study import require_existing
+
     url = storage_module.resolve_url(storage)
-    _require_existing(url)
+    require_existing(url)
 
     def ready(address: str) -> None:
         click.echo(f"optuna-dashboard on {storage_module.mask(url)}: {address}")
@@ -387,12 +316,10 @@ def report(study_name: str, storage: str | None, out: str | None) -> None:
         autotune report --study circles --out circles.html
     """
     from autotune import report as report_module
-    from autotune.runner import SPEC_ATTR
+    from autotune.study import load_study
 
-    url = storage_module.resolve_url(storage)
-    study = _load_study(_stored_name(study_name), url)
-    metric = study.user_attrs.get(SPEC_ATTR, {}).get("metric")
-    path = report_module.write(study, out or f"{study.study_name}-report.html", metric)
+    study = load_study(study_name, storage)
+    path = report_module.write(study, out or f"{study.study_name}-report.html")
     count = len(study.get_trials(deepcopy=False))
     click.echo(f"Wrote the report of study '{study.study_name}' ({count} trials) to {path}")
 
@@ -417,11 +344,11 @@ def best(study_name: str, storage: str | None, export_dir: str | None) -> None:
         autotune best --study circles --export models/circles
     """
     from autotune import best as best_module
+    from autotune import console
+    from autotune.study import load_study
 
-    url = storage_module.resolve_url(storage)
-    study = _load_study(_stored_name(study_name), url)
-    result = best_module.retrain(study)
-    for line in best_module.describe(result):
+    result = best_module.retrain(load_study(study_name, storage))
+    for line in console.best_model(result):
         click.echo(line)
     if export_dir:
         directory = best_module.export(result, export_dir)
@@ -431,16 +358,16 @@ def best(study_name: str, storage: str | None, export_dir: str | None) -> None:
         )
 
 
-@cli.command("export")
+@cli.command()
 @click.option("--study", "study_name", required=True, metavar="NAME",
               help="The study's name in the storage, or its study file.")
 @storage_option
-@click.option("--format", "fmt", type=click.Choice(sorted(EXPORT_FORMATS)), default="csv",
+@click.option("--format", "fmt", type=click.Choice(sorted(TABLE_FORMATS)), default="csv",
               show_default=True, help="The table's format.")
 @click.option("--out", type=click.Path(dir_okay=False), metavar="FILE",
               help="Where to write the table (default: standard output).")
 @_errors
-def export_trials(study_name: str, storage: str | None, fmt: str, out: str | None) -> None:
+def trials(study_name: str, storage: str | None, fmt: str, out: str | None) -> None:
     """Write a study's trials as a table, in CSV or JSON.
 
     One row per trial: number, state, value, params, epochs, stop_reason, seconds,
@@ -448,18 +375,18 @@ def export_trials(study_name: str, storage: str | None, fmt: str, out: str | Non
 
     Example:
 
-        autotune export --study circles --format csv --out circles.csv
+        autotune trials --study circles --format csv --out circles.csv
 
-        autotune export --study circles --format json | jq '.[0]'
+        autotune trials --study circles --format json | jq '.[0]'
     """
-    from autotune import export as export_module
+    from autotune import table
+    from autotune.study import load_study
 
-    url = storage_module.resolve_url(storage)
-    study = _load_study(_stored_name(study_name), url)
+    study = load_study(study_name, storage)
     if out is None:
-        click.echo(export_module.render(study, fmt), nl=False)
+        click.echo(table.render(study, fmt), nl=False)
         return
-    count = export_module.write(study, fmt, out)
+    count = table.write(study, fmt, out)
     click.echo(f"Wrote {count} trials of study '{study.study_name}' to {out} ({fmt}).")
 
 

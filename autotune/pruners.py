@@ -87,9 +87,12 @@ def make_pruner(name: str, max_epochs: int, options: Options) -> Any:
     Raises:
         StudySpecError: ``pruner_options`` has a keyword or a value the pruner does not take.
     """
+    from autotune.storage import quiet_optuna
+
     try:
-        return PRUNERS[name](max_epochs, options)
+        with quiet_optuna():  # PatientPruner is marked experimental
+            return PRUNERS[name](max_epochs, options)
     except (TypeError, ValueError) as e:
         raise StudySpecError(
             f"pruner_options do not fit the {name} pruner: {e}. Check the keyword names and values."
-        ) from None
+        ) from e

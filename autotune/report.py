@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from autotune.errors import AutotuneError
-from autotune.trials import ranked
+from autotune.study import ranked
 
 # How many of the best complete trials the table lists.
 TOP_TRIALS = 10
@@ -90,12 +90,13 @@ def build(study: Any, metric: str | None = None, top: int = TOP_TRIALS) -> str:
 
     Args:
         study: An ``optuna.Study``.
-        metric: The name of the trials' value, for the headings (e.g. ``val_accuracy``).
+        metric: The name of the trials' value, for the headings (e.g. ``val_accuracy``); by
+            default the study's metric name, which ``autotune run`` sets.
         top: How many of the best complete trials to list.
     """
     import warnings
 
-    metric = metric or "value"
+    metric = metric or (study.metric_names or ["value"])[0]
     trials = study.get_trials(deepcopy=False)
     states: dict[str, int] = {}
     for t in trials:

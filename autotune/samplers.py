@@ -103,4 +103,4 @@ def make_sampler(name: str, seed: int | None, options: Options, space: Space) ->
     except TypeError as e:
         raise StudySpecError(
             f"sampler_options do not fit the {name} sampler: {e}. Check the keyword names."
-        ) from None
+        ) from e

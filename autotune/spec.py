@@ -23,9 +23,10 @@ from autotune.errors import StudySpecError
 from autotune.models import ALLOWED as ALLOWED_MODELS
 from autotune.models import FAMILIES, Family
 from autotune.optimizers import SPACE as OPTIMIZER_SPACE
-from autotune.pruners import PRUNERS
-from autotune.samplers import SAMPLERS
+from autotune.pruners import PRUNERS, make_pruner
+from autotune.samplers import SAMPLERS, make_sampler
 from autotune.space import Space, build_space, space_hash, space_to_dict
+from autotune.storage import quiet_optuna
 
 PACKAGED_STUDIES = Path(__file__).parent / "studies"
 DIRECTIONS = ("maximize", "minimize")
@@ -64,11 +65,16 @@ _EARLY_STOPPING_KEYS = ("min_delta", "patience")
 
 @dataclass(frozen=True)
 class StudySpec:
-    """A validated study file.
+    """A validated study file, resolved: its model family imported and its space built, once.
+
+    Make one with :func:`from_dict`, :func:`load` or :func:`resolve`, which validate it.
 
     Attributes:
         name: The study's name in the storage.
-        model: The model family.
+        family: The model family that ``model`` names (a user's builder, imported).
+        space: The search space: the family's default space plus the training space, narrowed
+            by the study file's ``[space]``, which may add parameters for a user's own family.
+        model: The model family's name or reference.
         direction: ``"maximize"`` or ``"minimize"``, implied by ``metric`` when left out.
         metric: The validation metric that is the trial's value, pruned on and early-stopped on.
         n_trials: The study's total of finished (complete or pruned) trials, across runs and
@@ -87,6 +93,8 @@ class StudySpec:
 
     name: str
     data: Mapping[str, Any]
+    family: Family = field(repr=False, compare=False)
+    space: Space = field(repr=False, compare=False)
     model: str = "mlp"
     direction: str = "maximize"
     metric: str = "val_accuracy"
@@ -110,25 +118,6 @@ class StudySpec:
     def task(self) -> str:
         return data_module.task_of(self.data)
 
-    def family(self) -> Family:
-        """The model family: a built-in one, or the user's builder (imported once)."""
-        return models_module.family(self.model, self.folder, where=self.source)
-
-    def space(self) -> Space:
-        """The family's default space plus the training space, narrowed by the study file's
-        ``[space]``, which may add parameters for a user's own family."""
-        family = self.family()
-        return build_space(
-            {**TRAINING_SPACE, **family.space},
-            self.space_overrides,
-            allow_new=family.user,
-            where=f"{self.source}: [space]",
-        )
-
-    def dataset(self) -> data_module.Dataset:
-        """The study's data, loaded and split (once per process)."""
-        return data_module.load(self.data, self.folder, where=self.source)
-
     def with_overrides(self, **overrides: Any) -> "StudySpec":
         """A copy with the given fields replaced (None leaves a field as it is), re-validated."""
         given = {k: v for k, v in overrides.items() if v is not None}
@@ -145,7 +134,8 @@ class StudySpec:
         out = {
             f.name: getattr(self, f.name)
             for f in dataclasses.fields(self)
-            if f.name not in ("patience", "min_delta", "space_overrides", "source")
+            if f.name
+            not in ("family", "space", "patience", "min_delta", "space_overrides", "source")
         }
         out["early_stopping"] = {"patience": self.patience, "min_delta": self.min_delta}
         out["space"] = dict(self.space_overrides)
@@ -158,7 +148,7 @@ class StudySpec:
         """What defines a trial's value: trials made under different objectives do not mix."""
         return {
             "model": self.model,
-            "space": space_to_dict(self.space()),
+            "space": space_to_dict(self.space),
             "data": dict(self.data),
             "metric": self.metric,
             "direction": self.direction,
@@ -172,7 +162,7 @@ class StudySpec:
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
     def space_hash(self) -> str:
-        return space_hash(self.space())
+        return space_hash(self.space)
 
 
 def from_dict(
@@ -265,15 +255,41 @@ def from_dict(
             f" so direction must be '{metrics[metric]}', not '{direction}'."
         )
 
-    spec = StudySpec(
+    family = models_module.family(values.get("model", "mlp"), values["folder"], where=source)
+    overrides = values.pop("space", {})
+    space = build_space(
+        {**TRAINING_SPACE, **family.space},
+        overrides,
+        allow_new=family.user,
+        where=f"{source}: [space]",
+    )
+    _check_options(values, space, source)
+    return StudySpec(
+        family=family,
+        space=space,
         patience=patience,
         min_delta=float(min_delta),
-        space_overrides=values.pop("space", {}),
+        space_overrides=overrides,
         source=source,
         **values,
     )
-    spec.space()  # imports a user's family, and validates [space] against its default space
-    return spec
+
+
+def _check_options(values: Mapping[str, Any], space: Space, source: str) -> None:
+    """Builds the sampler and the pruner once, so that a keyword or value their Optuna classes
+    do not take is refused when the study file loads, not when the study runs."""
+    try:
+        with quiet_optuna():
+            make_sampler(
+                values.get("sampler", "tpe"), None, values.get("sampler_options", {}), space
+            )
+        make_pruner(
+            values.get("pruner", "hyperband"),
+            values.get("max_epochs", 100),
+            values.get("pruner_options", {}),
+        )
+    except StudySpecError as e:
+        raise StudySpecError(f"{source}: {e}") from e
 
 
 def load(path: str | os.PathLike[str]) -> StudySpec:

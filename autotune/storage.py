@@ -7,11 +7,13 @@ MySQL/MariaDB server that several workers share. A URL is never printed with its
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import time
+import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from autotune.errors import StorageError
 
@@ -91,8 +93,6 @@ def open_storage(
         StorageError: The driver is missing or the database cannot be reached; the message
             masks the password.
     """
-    import warnings
-
     import optuna
     import sqlalchemy.exc
 
@@ -106,23 +106,24 @@ def open_storage(
                 f"Cannot create storage {url}: the folder {Path(path).parent} does not exist."
                 f" Create it, or choose another path."
             )
-    # Heartbeats are marked experimental in Optuna, which would warn on every start.
-    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
-    callback = (
-        optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=3) if retry_stale else None
-    )
+    with quiet_optuna():
+        callback = (
+            optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=3) if retry_stale else None
+        )
     last_error: Exception | None = None
     # Several workers starting at once on a fresh database race to create Optuna's tables;
     # the loser sees a duplicate-object error and simply tries again.
     for attempt in range(5):
         try:
-            storage = optuna.storages.RDBStorage(
-                url,
-                engine_kwargs=engine_kwargs,
-                heartbeat_interval=heartbeat_interval,
-                grace_period=grace_period,
-                heartbeat_stale_trial_callback=callback if heartbeat_interval else None,
-            )
+            # Heartbeats are marked experimental in Optuna, which would warn on every start.
+            with quiet_optuna():
+                storage = optuna.storages.RDBStorage(
+                    url,
+                    engine_kwargs=engine_kwargs,
+                    heartbeat_interval=heartbeat_interval,
+                    grace_period=grace_period,
+                    heartbeat_stale_trial_callback=callback if heartbeat_interval else None,
+                )
             break
         except ImportError as e:
             raise StorageError(
@@ -159,3 +160,20 @@ def _first_line(error: BaseException | None, url: str) -> str:
     except Exception:
         password = None
     return line.replace(password, "***") if password else line
+
+
+@contextlib.contextmanager
+def quiet_optuna() -> Iterator[None]:
+    """Optuna's INFO lines and experimental-feature warnings off inside the block, and back as
+    they were after it: autotune prints its own line per trial, and a notebook that calls it
+    keeps its own logging and warning settings."""
+    import optuna
+
+    level = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            yield
+    finally:
+        optuna.logging.set_verbosity(level)

@@ -15,7 +15,7 @@ from typing import Any, Mapping
 
 from autotune.errors import AutotuneError
 from autotune.space import Space, rejects
-from autotune.trials import ranked
+from autotune.study import ranked
 
 DEFAULT_TOP = 5
 

@@ -70,7 +70,7 @@ def compiled_model(params: dict[str, Any], dataset: Any, max_epochs: int) -> tup
     """
     from autotune.models import FAMILIES
     from autotune.optimizers import make_optimizer
-    from autotune.training import batch_size_for
+    from autotune.trial import batch_size_for
 
     n_train = len(dataset.x_train)
     batch_size = batch_size_for(params, n_train)
@@ -119,22 +119,6 @@ def budget_callback(deadline: float) -> Any:
     return _Budget()
 
 
-class _StudyAt:
-    """A view of an Optuna study that holds only the trials finished within the budget, so that
-    ``autotune.best.retrain`` picks the best of those, as the study stood at the budget."""
-
-    def __init__(self, study: Any, numbers: set[int]) -> None:
-        self._study = study
-        self._numbers = numbers
-
-    def get_trials(self, deepcopy: bool = True, states: Any = None) -> list[Any]:
-        trials = self._study.get_trials(deepcopy=deepcopy, states=states)
-        return [t for t in trials if t.number in self._numbers]
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._study, name)
-
-
 def optuna_trials(study: Any, t0: datetime) -> list[dict[str, Any]]:
     """Every finished trial of an Optuna study, with its finish time in seconds after ``t0``."""
     out = []
@@ -170,16 +154,14 @@ def run_autotune(name: str, spec: Any, dataset: Any, seed: int, budget: float,
 
     t0 = datetime.now()
     study = autotune.run(spec, storage=f"sqlite:///{folder / 'search.db'}", timeout=budget,
-                         n_trials=UNLIMITED, seed=seed, report=None)
+                         n_trials=UNLIMITED, seed=seed, echo=None)
     wall = (datetime.now() - t0).total_seconds()
     trials = optuna_trials(study, t0)
     best = best_within(trials, budget)
     result: dict[str, Any] = {"trials": trials, "wall": wall, "best": None}
     if best is not None:
         # autotune's own retrain: the best trial's params, seed and schedule, for its best epoch.
-        view = _StudyAt(study, {t["id"] for t in trials if t["t"] <= budget})
-        model = best_module.retrain(view)
-        assert model.trial == best["id"], (model.trial, best["id"])
+        model = best_module.retrain(study, study.trials[best["id"]])
         result["best"] = {**best, "trained_epochs": model.epochs,
                           "retrain_val": model.validation["accuracy"],
                           "test": model.test["accuracy"]}
@@ -192,9 +174,9 @@ def run_plain(name: str, spec: Any, dataset: Any, seed: int, budget: float,
     import optuna
 
     from autotune.space import sample
-    from autotune.training import trial_seed
+    from autotune.trial import trial_seed
 
-    space = spec.space()
+    space = spec.space
     sampler = {"optuna": optuna.samplers.TPESampler, "random": optuna.samplers.RandomSampler}[name]
     max_epochs = spec.max_epochs
 
@@ -273,9 +255,9 @@ def run_kerastuner(name: str, spec: Any, dataset: Any, seed: int, budget: float,
     import keras
     import keras_tuner
 
-    from autotune.training import batch_size_for
+    from autotune.trial import batch_size_for
 
-    space = spec.space()
+    space = spec.space
     keras.utils.set_random_seed(seed)
     trials: list[dict[str, Any]] = []
 
@@ -706,15 +688,11 @@ def plot(runs: list[dict[str, Any]], datasets: list[str], methods: list[str], bu
 
 
 def versions() -> str:
-    from importlib.metadata import PackageNotFoundError, version
+    from autotune.versions import versions as of
 
-    parts = []
-    for package in ("autotune", "optuna", "tensorflow", "keras", "keras-tuner"):
-        try:
-            parts.append(f"{package} {version(package)}")
-        except PackageNotFoundError:
-            parts.append(f"{package} not installed")
-    return ", ".join(parts)
+    found = of(("autotune", "optuna", "tensorflow", "keras", "keras-tuner"))
+    return ", ".join(f"{package} {version}" for package, version in found.items()
+                     if package != "python")
 
 
 def report(runs: list[dict[str, Any]], meta: dict[str, Any], notes: str = "",
@@ -772,17 +750,17 @@ def report(runs: list[dict[str, Any]], meta: dict[str, Any], notes: str = "",
         "Same for all: the study's `[data]` table loaded by `autotune.data.load` (the same"
         " train/validation/test arrays for every method, split with the study's fixed data seed;"
         " the run's seed seeds only the samplers, tuners and weights), the MLP family's default"
-        " space from the shipped study (`spec.space()`), the study's `max_epochs`, the same"
+        " space from the shipped study (`spec.space`), the study's `max_epochs`, the same"
         " budget. Every run is a fresh process that imports TensorFlow and loads the data before"
         " its clock starts; the clock then covers everything the method does (creating the"
         " study or tuner, building, training, storage). A trial counts only if it finished within"
         " the budget.", "",
         "- **autotune**: `autotune.run(spec, storage=<fresh SQLite file>, timeout=budget,"
-        " n_trials=10**6, seed=seed, report=None)`: the study's TPE sampler, Hyperband pruner"
+        " n_trials=10**6, seed=seed, echo=None)`: the study's TPE sampler, Hyperband pruner"
         " (1 to max_epochs, factor 3) and early stopping (patience 10, best weights restored). A"
         " trial's value is its best epoch's validation accuracy. autotune starts no trial after"
         " the timeout and lets the running one finish; that trial finishes after the budget and"
-        " does not count. Test: `autotune.best.retrain` on the study as it stood at the budget"
+        " does not count. Test: `autotune.best.retrain` of the best trial finished within the budget"
         " (the best trial retrained on train with its seed and schedule for its best epoch's"
         " count, as `autotune best` does), scored on test.",
         "- **optuna**: the textbook script: `optuna.create_study(direction=\"maximize\","

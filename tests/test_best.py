@@ -9,7 +9,8 @@ from pathlib import Path
 import optuna
 from click.testing import CliRunner
 
-from autotune import best, runner, spec as spec_module, training
+from autotune import best, console, runner, spec as spec_module, study as study_module
+from autotune.trial import trial_seed
 from autotune.cli import cli
 
 from conftest import tiny_raw
@@ -39,7 +40,7 @@ def test_best_retrains_prints_side_by_side_and_exports_a_loadable_model(
     )
     assert result.exit_code == 0, result.output
     study = optuna.load_study(study_name="tiny", storage=finished_study)
-    trial = runner.best_trial(study)
+    trial = study_module.best_trial(study)
     epochs = trial.user_attrs["best_epoch"]
     lines = result.output.splitlines()
     assert lines[0] == (
@@ -47,7 +48,7 @@ def test_best_retrains_prints_side_by_side_and_exports_a_loadable_model(
     )
     assert lines[1] == (
         f"Retrained on the training split (600 samples) for {epochs} epoch{'s' * (epochs > 1)}"
-        f" (the trial's best), seed {training.trial_seed(0, trial.number)}."
+        f" (the trial's best), seed {trial_seed(0, trial.number)}."
     )
     assert lines[2].split() == ["metric", "validation", "test"]
     figures = {line.split()[0]: line.split()[1:] for line in lines[3:5]}
@@ -64,7 +65,7 @@ def test_best_retrains_prints_side_by_side_and_exports_a_loadable_model(
     meta = json.loads((folder / "metadata.json").read_text())
     assert meta["trial"] == trial.number and meta["params"] == trial.params
     assert meta["epochs"] == epochs and meta["trained_on"] == "train"
-    assert meta["seed"] == training.trial_seed(0, trial.number)
+    assert meta["seed"] == trial_seed(0, trial.number)
     assert meta["data"] == {
         "table": {"source": "circles", "seed": 0, "validation_fraction": 0.2, "test_fraction": 0.2},
         "sizes": {"train": 600, "validation": 200, "test": 200},
@@ -82,7 +83,7 @@ def test_best_retrains_prints_side_by_side_and_exports_a_loadable_model(
 
 
 def test_a_study_without_a_complete_trial_has_no_best_model(sqlite_url: str):
-    runner.open_study(spec_module.from_dict(tiny_raw()), sqlite_url)  # created, never run
+    study_module.open_study(spec_module.from_dict(tiny_raw()), sqlite_url)  # created, never run
     result = CliRunner().invoke(cli, ["best", "--study", "tiny", "--storage", sqlite_url])
     assert result.exit_code == 1
     assert result.output == (
@@ -97,10 +98,10 @@ def test_describe_lines_up_the_figures():
         data={}, sizes={"train": 6, "validation": 2, "test": 2},
         validation={"loss": 0.25, "accuracy": 0.5}, test={"loss": 0.5, "accuracy": 1.0},
     )
-    assert best.describe(model)[1:5] == [
+    assert console.best_model(model)[1:5] == [
         "Retrained on the training split (6 samples) for 1 epoch (the trial's best), seed 3.",
         "metric        validation        test",
         "accuracy          0.5000      1.0000",
         "loss              0.2500      0.5000",
     ]
-    assert re.match(r"Best trial 3 of study 's': val_loss 0\.2500", best.describe(model)[0])
+    assert re.match(r"Best trial 3 of study 's': val_loss 0\.2500", console.best_model(model)[0])

@@ -6,8 +6,9 @@ from pathlib import Path
 import optuna
 import pytest
 
-from autotune import runner
-from autotune.errors import StudyMismatchError
+from autotune import console, runner, study as study_module
+from autotune.data import load
+from autotune.errors import SearchFailedError, StudyMismatchError
 from autotune.spec import from_dict
 
 from conftest import tiny_raw
@@ -17,7 +18,7 @@ COUNTED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
 
 def test_a_run_is_read_back_by_optuna(sqlite_url: str):
     lines: list[str] = []
-    runner.run(from_dict(tiny_raw()), storage=sqlite_url, report=lines.append)
+    runner.run(from_dict(tiny_raw()), storage=sqlite_url, echo=lines.append)
 
     study = optuna.load_study(study_name="tiny", storage=sqlite_url)
     trials = study.get_trials(states=COUNTED)
@@ -37,10 +38,10 @@ def test_a_run_is_read_back_by_optuna(sqlite_url: str):
 
 
 def test_a_resume_reaches_the_total_and_a_finished_study_does_nothing(sqlite_url: str):
-    runner.run(from_dict(tiny_raw(n_trials=2)), storage=sqlite_url, report=None)
-    runner.run(from_dict(tiny_raw(n_trials=4)), storage=sqlite_url, report=None)
+    runner.run(from_dict(tiny_raw(n_trials=2)), storage=sqlite_url, echo=None)
+    runner.run(from_dict(tiny_raw(n_trials=4)), storage=sqlite_url, echo=None)
     lines: list[str] = []
-    runner.run(from_dict(tiny_raw(n_trials=4)), storage=sqlite_url, report=lines.append)
+    runner.run(from_dict(tiny_raw(n_trials=4)), storage=sqlite_url, echo=lines.append)
 
     study = optuna.load_study(study_name="tiny", storage=sqlite_url)
     assert len(study.get_trials(states=COUNTED)) == 4
@@ -60,18 +61,18 @@ def test_finished_trials_leave_no_traced_functions_behind(sqlite_url: str):
         traced = [n for n in context.context().list_function_names() if "__wrapped__" not in n]
         return len(traced), gradients
 
-    runner.run(from_dict(tiny_raw(n_trials=2, pruner="none")), storage=sqlite_url, report=None)
+    runner.run(from_dict(tiny_raw(n_trials=2, pruner="none")), storage=sqlite_url, echo=None)
     after_two = held()
-    runner.run(from_dict(tiny_raw(n_trials=6, pruner="none")), storage=sqlite_url, report=None)
+    runner.run(from_dict(tiny_raw(n_trials=6, pruner="none")), storage=sqlite_url, echo=None)
     assert held() == after_two
     assert gc.get_freeze_count() == 0  # the process's objects are the collector's again
 
 
 def test_a_changed_space_is_refused_with_a_way_out(sqlite_url: str):
-    runner.run(from_dict(tiny_raw(n_trials=1)), storage=sqlite_url, report=None)
+    runner.run(from_dict(tiny_raw(n_trials=1)), storage=sqlite_url, echo=None)
     changed = from_dict(tiny_raw(n_trials=2, space={"units": 8}), source="tiny.toml")
     with pytest.raises(StudyMismatchError, match=r"was searched with another space; its trials cannot be mixed .* `autotune delete --study tiny`"):
-        runner.run(changed, storage=sqlite_url, report=None)
+        runner.run(changed, storage=sqlite_url, echo=None)
     study = optuna.load_study(study_name="tiny", storage=sqlite_url)
     assert len(study.trials) == 1
 
@@ -83,7 +84,7 @@ def test_a_diverging_trial_fails_and_the_study_goes_on(sqlite_url: str):
         "batchnorm": False, "dropout": 0.0, "activation": "relu", "learning_rate": [1e30, 0.05],
     }
     spec = from_dict(tiny_raw(n_trials=2, sampler="random", pruner="none", space=space))
-    runner.run(spec, storage=sqlite_url, report=None)
+    runner.run(spec, storage=sqlite_url, echo=None)
 
     study = optuna.load_study(study_name="tiny", storage=sqlite_url)
     failed = study.get_trials(states=(optuna.trial.TrialState.FAIL,))
@@ -99,15 +100,15 @@ def test_a_study_where_every_trial_fails_stops_with_the_reason(sqlite_url: str):
         "learning_rate": 1e30, "activation": "relu",
     }
     spec = from_dict(tiny_raw(n_trials=2, sampler="random", pruner="none", space=space))
-    with pytest.raises(runner.AutotuneError, match=r"10 trials in a row failed, the last because it diverged"):
-        runner.run(spec, storage=sqlite_url, report=None)
+    with pytest.raises(SearchFailedError, match=r"10 trials in a row failed, the last because it diverged"):
+        runner.run(spec, storage=sqlite_url, echo=None)
 
 
 def test_same_seed_gives_the_same_search(workdir: Path):
     spec = from_dict(tiny_raw(n_trials=3))
     results = []
     for name in ("a.db", "b.db"):
-        study = runner.run(spec, storage=f"sqlite:///{workdir / name}", report=None)
+        study = runner.run(spec, storage=f"sqlite:///{workdir / name}", echo=None)
         results.append([(t.params, t.state, t.value) for t in study.trials])
     assert [r[:2] for r in results[0]] == [r[:2] for r in results[1]]
     for (_, _, a), (_, _, b) in zip(*results):
@@ -141,7 +142,7 @@ def test_a_user_model_on_a_user_csv_runs_from_its_study_folder(workdir: Path):
     spec = from_dict(tiny_raw(model="model.py:build", n_trials=2, max_epochs=2, data=data,
                               space={"batch_size": 1024, "units": {"high": 8}, "width": [1, 2]}),
                      source=str(folder / "mine.toml"), base=folder)
-    study = runner.run(spec, storage=f"sqlite:///{workdir / 'x.db'}", report=None)
+    study = runner.run(spec, storage=f"sqlite:///{workdir / 'x.db'}", echo=None)
 
     trials = study.get_trials(states=COUNTED)
     assert len(trials) == 2
@@ -151,8 +152,8 @@ def test_a_user_model_on_a_user_csv_runs_from_its_study_folder(workdir: Path):
         assert trial.params["width"] in (1, 2) and "optimizer" in trial.params
     assert study.user_attrs["autotune:spec"]["folder"] == str(folder)
     # the stored spec finds the user's files from anywhere, as a worker on another machine does
-    again = runner.stored_spec(study)
-    assert again.fingerprint() == spec.fingerprint() and again.dataset().n_outputs == 2
+    again = study_module.stored_spec(study)
+    assert again.fingerprint() == spec.fingerprint() and load(again.data, again.folder).n_outputs == 2
 
 
 def test_a_regression_study_minimizes_val_mae_with_pruning(workdir: Path, sqlite_url: str):
@@ -162,7 +163,7 @@ def test_a_regression_study_minimizes_val_mae_with_pruning(workdir: Path, sqlite
     spec = from_dict(tiny_raw(metric="val_mae", n_trials=3, max_epochs=3, data=data,
                               pruner_options={"n_startup_trials": 1, "n_warmup_steps": 0}))
     assert spec.direction == "minimize"
-    study = runner.run(spec, storage=sqlite_url, report=None)
+    study = runner.run(spec, storage=sqlite_url, echo=None)
 
     assert study.direction == optuna.study.StudyDirection.MINIMIZE
     complete = study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))
@@ -170,7 +171,7 @@ def test_a_regression_study_minimizes_val_mae_with_pruning(workdir: Path, sqlite
     for trial in complete:
         assert len(trial.intermediate_values) == trial.user_attrs["epochs"]
         assert trial.value == min(trial.intermediate_values.values())  # the best epoch, from below
-    text = runner.summary(study, spec, sqlite_url)
+    text = console.summary(study, spec, sqlite_url)
     assert f"Best val_mae: {study.best_value:.4f} (trial {study.best_trial.number}," in text
 
 
@@ -181,7 +182,7 @@ def test_the_cnn_searches_digits_as_images(sqlite_url: str):
     space = {"filters": 8, "conv_blocks": 2, "units": 16, "n_layers": 1, "batch_size": 32,
              "learning_rate": 0.01, "optimizer": "adam", "decay": "none"}
     spec = from_dict({**spec.to_dict(), "space": space}, source=spec.source)
-    study = runner.run(spec, storage=sqlite_url, report=None)
+    study = runner.run(spec, storage=sqlite_url, echo=None)
     (trial,) = study.get_trials(states=COUNTED)
     assert trial.value > 0.3  # far above chance (0.1) after one epoch
 
@@ -194,7 +195,7 @@ def test_a_bad_builder_stops_the_study_before_any_trial(workdir: Path, sqlite_ur
     (workdir / "model.py").write_text(USER_MODEL.replace("return keras.Model", "return"))
     spec = from_dict(tiny_raw(model="model.py:build", space={"batch_size": 1024}), source="s.toml")
     with pytest.raises(ModelError, match=r"s.toml: model 'model.py:build' returned tuple, not a keras.Model. Make it return the model"):
-        runner.run(spec, storage=sqlite_url, report=None)
+        runner.run(spec, storage=sqlite_url, echo=None)
     study = optuna.load_study(study_name="tiny", storage=sqlite_url)
     assert study.trials == []
 
@@ -203,9 +204,9 @@ def test_the_python_api_takes_a_study_by_keyword_path_or_dict(write_study, sqlit
     import autotune
 
     path = write_study(n_trials=1, max_epochs=1)
-    study = autotune.run(study=path, storage=sqlite_url, report=None)
+    study = autotune.run(study=path, storage=sqlite_url, echo=None)
     assert len(study.get_trials(states=COUNTED)) == 1
-    study = autotune.run(study=str(path), storage=sqlite_url, n_trials=2, report=None)
+    study = autotune.run(study=str(path), storage=sqlite_url, n_trials=2, echo=None)
     assert len(study.get_trials(states=COUNTED)) == 2
     assert autotune.load_spec(tiny_raw(max_epochs=1)).name == "tiny"
     assert isinstance(autotune.load_spec("circles"), autotune.StudySpec)
@@ -217,8 +218,8 @@ def test_a_study_stopped_by_a_data_mistake_runs_once_it_is_fixed(workdir: Path, 
     write_table(workdir)
     data = {"source": "csv", "path": "houses.csv", "target": "Kind", "task": "classification"}
     with pytest.raises(DataError, match=r"no target column 'Kind'; the columns are: size, district, kind, price"):
-        runner.run(from_dict(tiny_raw(data=data)), storage=sqlite_url, report=None)
+        runner.run(from_dict(tiny_raw(data=data)), storage=sqlite_url, echo=None)
     # the study exists, without trials: the corrected [data] table is no other objective
     fixed = from_dict(tiny_raw(n_trials=1, max_epochs=1, data={**data, "target": "kind"}))
-    study = runner.run(fixed, storage=sqlite_url, report=None)
+    study = runner.run(fixed, storage=sqlite_url, echo=None)
     assert len(study.get_trials(states=COUNTED)) == 1

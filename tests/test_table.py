@@ -7,7 +7,7 @@ import json
 import optuna
 from click.testing import CliRunner
 
-from autotune import export
+from autotune import table
 from autotune.cli import cli
 
 
@@ -17,7 +17,7 @@ def invoke(*args: str) -> "object":
 
 
 def test_csv_goes_to_stdout_with_a_column_per_param(finished_study: str):
-    result = invoke("export", "--study", "tiny", "--storage", finished_study, "--format", "csv")
+    result = invoke("trials", "--study", "tiny", "--storage", finished_study, "--format", "csv")
     assert result.exit_code == 0
     table = list(csv.DictReader(io.StringIO(result.output)))
     trials = optuna.load_study(study_name="tiny", storage=finished_study).trials
@@ -39,12 +39,12 @@ def test_csv_goes_to_stdout_with_a_column_per_param(finished_study: str):
 
 def test_json_to_a_file(finished_study: str, tmp_path):
     out = tmp_path / "trials.json"
-    result = invoke("export", "--study", "tiny", "--storage", finished_study, "--format", "json",
+    result = invoke("trials", "--study", "tiny", "--storage", finished_study, "--format", "json",
                     "--out", str(out))
     assert result.output == f"Wrote 2 trials of study 'tiny' to {out} (json).\n"
     rows = json.loads(out.read_text())
     trials = optuna.load_study(study_name="tiny", storage=finished_study).trials
-    assert [list(row) for row in rows] == [list(export.COLUMNS)] * 2
+    assert [list(row) for row in rows] == [list(table.COLUMNS)] * 2
     for row, trial in zip(rows, trials):
         assert row["params"] == trial.params
         assert row["seconds"] == trial.user_attrs["seconds"]
@@ -56,24 +56,24 @@ def test_unfinished_and_waiting_trials_have_empty_cells():
     study = optuna.create_study()
     study.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=1)
     study.enqueue_trial({"y": 2})
-    rows = export.rows(study)
+    rows = table.rows(study)
     assert rows[1] == {"number": 1, "state": "WAITING", "value": None, "params": {},
                        "epochs": None, "stop_reason": None, "seconds": None,
                        "datetime_start": None, "datetime_complete": None, "duration": None}
-    lines = export.to_csv(rows).splitlines()
+    lines = table.to_csv(rows).splitlines()
     assert lines[0] == ("number,state,value,params_x,epochs,stop_reason,seconds,datetime_start,"
                         "datetime_complete,duration")
     assert lines[2] == "1,WAITING,,,,,,,,"
 
 
 def test_an_unknown_format_is_clicks_choice_error(finished_study: str):
-    result = invoke("export", "--study", "tiny", "--storage", finished_study, "--format", "xlsx")
+    result = invoke("trials", "--study", "tiny", "--storage", finished_study, "--format", "xlsx")
     assert result.exit_code == 2
     assert "'xlsx' is not one of 'csv', 'json'" in result.output
 
 
 def test_an_unknown_study_is_one_line(finished_study: str):
-    result = invoke("export", "--study", "nope", "--storage", finished_study)
+    result = invoke("trials", "--study", "nope", "--storage", finished_study)
     assert result.exit_code == 1
     assert result.output == (
         f"Error: No study 'nope' in {finished_study}; it holds: tiny. Create it with"

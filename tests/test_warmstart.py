@@ -21,7 +21,7 @@ SOURCE = [(16, 0.9), (6, 0.8), (8, 0.7), (5, 0.6)]
 
 def make_source(url: str) -> optuna.Study:
     """Study 'src': four complete trials of the tiny space with the units above."""
-    space = spec_module.from_dict(tiny_raw("src")).space()
+    space = spec_module.from_dict(tiny_raw("src")).space
     source = optuna.create_study(study_name="src", storage=url, direction="maximize",
                                  sampler=optuna.samplers.RandomSampler(seed=0))
     for units, value in SOURCE:
@@ -52,7 +52,7 @@ def test_run_queues_the_best_that_fit_and_never_twice(write_study, sqlite_url: s
 
     # What a resume with the same warm start does first: nothing is queued again.
     target = optuna.load_study(study_name="tiny", storage=sqlite_url)
-    again = warmstart.warm_start(target, spec_module.load(path).space(), "src", top=3)
+    again = warmstart.warm_start(target, spec_module.load(path).space, "src", top=3)
     assert again.lines() == [
         "Warm start from 'src': queued 0 of its best 3 trials.",
         "  skipped trial #0: units=16 is outside [4, 8] log",

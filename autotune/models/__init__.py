@@ -21,7 +21,10 @@ from typing import Any, Callable, Mapping
 from autotune import references
 from autotune.errors import ModelError, StudySpecError
 from autotune.models import cnn, mlp
+from autotune.models.layers import output_layer
 from autotune.space import build_space
+
+__all__ = ["FAMILIES", "Family", "family", "output_layer"]
 
 BUILD_ARGUMENTS = ("params", "input_shape", "n_outputs")
 
@@ -81,15 +84,3 @@ def family(model: str, folder: str | os.PathLike[str] = "", where: str = "") -> 
         )
     build_space({}, space, allow_new=True, where=f"{label}: SPACE")
     return Family(model, dict(space), build, user=True)
-
-
-def output_layer(n_outputs: int) -> Any:
-    """The head every built-in family ends with: softmax for classes, linear for regression.
-
-    A user's builder can end with it too: ``outputs = output_layer(n_outputs)(x)``.
-    """
-    import keras
-
-    if n_outputs == 1:
-        return keras.layers.Dense(1, name="output")
-    return keras.layers.Dense(n_outputs, activation="softmax", name="output")

@@ -34,7 +34,7 @@ def build(params: Mapping[str, Any], input_shape: tuple[int, ...], n_outputs: in
     """
     import keras
 
-    from autotune.models import output_layer
+    from autotune.models.layers import output_layer
     from autotune.models.mlp import dense_stack
 
     if len(input_shape) not in (2, 3):

@@ -37,7 +37,7 @@ def build(params: Mapping[str, Any], input_shape: tuple[int, ...], n_outputs: in
     """Builds the MLP that ``params`` describe; see :mod:`autotune.models`."""
     import keras
 
-    from autotune.models import output_layer
+    from autotune.models.layers import output_layer
 
     inputs = keras.Input(shape=input_shape)
     x = keras.layers.Flatten()(inputs) if len(input_shape) > 1 else inputs

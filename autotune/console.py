@@ -1,0 +1,154 @@
+"""Every line autotune prints to a person, and the quiet it keeps while it works.
+
+The library returns data; these functions turn it into text. The CLI prints them; a Python
+caller passes ``echo=print`` (or any callable that takes a line) to :func:`autotune.run`.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any, Callable, Mapping
+
+from autotune import storage as storage_module
+from autotune.study import Counts, best_trial, counts
+
+if TYPE_CHECKING:
+    import optuna
+
+    from autotune.best import BestModel
+    from autotune.spec import StudySpec
+
+# Receives one line of text meant for a person.
+Echo = Callable[[str], None]
+
+
+def format_params(params: Mapping[str, Any]) -> str:
+    """``name=value`` pairs with floats to 3 significant figures."""
+    return " ".join(
+        f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in params.items()
+    )
+
+
+def _value(value: float | None) -> str:
+    return "-" if value is None else f"{value:.4f}"
+
+
+def trial_line(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> str:
+    """One line for a finished trial: number, state, value, epochs, best so far, params."""
+    attrs = trial.user_attrs
+    epochs = f"{attrs.get('epochs', '?')} ep {attrs.get('stop_reason', '')}".strip()
+    best = best_trial(study)
+    best_text = "best -" if best is None else f"best {best.value:.4f} (#{best.number})"
+    line = (
+        f"trial {trial.number:>3}  {trial.state.name:<8}  {_value(trial.value):>7}  {epochs:<20}"
+        f"  {best_text}  {format_params(trial.params)}"
+    )
+    if attrs.get("fail_reason"):
+        line += f"  ({attrs['fail_reason']})"
+    return line
+
+
+def run_header(spec: StudySpec, url: str) -> str:
+    """The first line of ``autotune run``: what runs, and where it is kept."""
+    return (
+        f"Study '{spec.name}' ({spec.source}): {spec.n_trials} trials, {spec.sampler} sampler,"
+        f" {spec.pruner} pruner, storage {storage_module.mask(url)}"
+    )
+
+
+def summary(study: optuna.Study, spec: StudySpec, url: str) -> str:
+    """The end-of-run text: counts, the best trial, the storage and how to watch it."""
+    tally = counts(study)
+    lines = [f"Study '{spec.name}': {tally.finished} of {spec.n_trials} trials finished ({tally})."]
+    best = best_trial(study)
+    if best is None:
+        lines.append("No trial completed yet.")
+    else:
+        lines.append(
+            f"Best {spec.metric}: {best.value:.4f} (trial {best.number},"
+            f" {best.user_attrs.get('epochs', '?')} epochs)"
+        )
+        lines.append(f"Best params: {json.dumps(best.params)}")
+    masked = storage_module.mask(url)
+    lines.append(f"Storage: {masked}")
+    lines.append(f"Dashboard: optuna-dashboard '{masked}'")
+    return "\n".join(lines)
+
+
+def already_done(spec: StudySpec) -> str:
+    return (
+        f"The study has its {spec.n_trials} trials already. To search further, raise the total"
+        f" with --n-trials."
+    )
+
+
+def resume_command(spec: StudySpec, url: str) -> str:
+    """The command that resumes ``spec``'s study (without the password)."""
+    command = f"autotune run --study {spec.source if spec.source.endswith('.toml') else spec.name}"
+    if url != storage_module.default_url():
+        command += f" --storage '{storage_module.mask(url)}'"
+    return command
+
+
+def interrupted(spec: StudySpec, url: str, done: int | None, retried: int | None) -> str:
+    """What Ctrl-C left: the trials kept, the trial that runs again, and how to resume."""
+    kept = f"{done} of {spec.n_trials} trials are" if done is not None else "Finished trials are"
+    again = (
+        f" Trial {retried} did not finish; its params run first on resume."
+        if retried is not None
+        else ""
+    )
+    return (
+        f"Stopped by Ctrl-C. {kept} finished and kept in {storage_module.mask(url)}.{again}"
+        f" Resume with: {resume_command(spec, url)}"
+    )
+
+
+def show(study: optuna.Study, url: str) -> list[str]:
+    """``autotune show``: a table of the study's trials, then its best value and params."""
+    trials = study.get_trials(deepcopy=False)
+    lines = [
+        f"Study '{study.study_name}' in {storage_module.mask(url)}: {len(trials)} trials,"
+        f" {study.direction.name.lower()}",
+        f"{'#':>4}  {'state':<8}  {'value':>7}  {'epochs':>6}  {'stopped':<13}  {'sec':>6}  params",
+    ]
+    for t in trials:
+        attrs = t.user_attrs
+        seconds = attrs.get("seconds")
+        lines.append(
+            f"{t.number:>4}  {t.state.name:<8}  {_value(t.value):>7}  {attrs.get('epochs', '-'):>6}"
+            f"  {attrs.get('stop_reason', '-'):<13}"
+            f"  {'-' if seconds is None else f'{seconds:.1f}':>6}  {format_params(t.params)}"
+        )
+    best = best_trial(study)
+    if best is None:
+        lines.append("No trial completed yet.")
+    else:
+        lines.append(f"Best value: {best.value:.4f} (trial {best.number})")
+        lines.append(f"Best params: {format_params(best.params)}")
+    return lines
+
+
+def study_row(name: str, tally: Counts, target: Any, best: float | None, direction: str) -> str:
+    """One study of ``autotune studies``: its finished trials of the total, and its best value."""
+    count = f"{tally.finished}/{target}"
+    return f"  {name:<24} {count:>9} trials  best {_value(best)} ({direction})"
+
+
+def best_model(best: BestModel) -> list[str]:
+    """``autotune best``: where the model comes from, then validation and test side by side."""
+    lines = [
+        f"Best trial {best.trial} of study '{best.study}': {best.metric} {best.search_value:.4f}"
+        f" in the search.",
+        f"Retrained on the training split ({best.sizes['train']} samples) for {best.epochs}"
+        f" epoch{'s' if best.epochs != 1 else ''} (the trial's best), seed {best.seed}.",
+        f"{'metric':<12}{'validation':>12}{'test':>12}",
+    ]
+    for name in sorted(best.validation):
+        validation, test = best.validation[name], best.test.get(name, float("nan"))
+        lines.append(f"{name:<12}{validation:>12.4f}{test:>12.4f}")
+    lines.append(
+        f"Validation: {best.sizes['validation']} samples, the search's own; test:"
+        f" {best.sizes['test']} samples, never seen by the search."
+    )
+    return lines

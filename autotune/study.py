@@ -1,0 +1,258 @@
+"""A study in its storage: open, create or load it, check what it searches, read its trials.
+
+Everything that asks a study a question goes through here, under one rule: a trial that a
+worker ended at once because earlier trials already filled the total (state FAIL,
+``stop_reason = surplus``) never trained, so it counts nowhere: not as finished, not as failed.
+
+The study file that last ran the study is stored with it (a study user attribute), with a
+fingerprint of what defines a trial's value, so that any worker, ``best`` and the report
+rebuild the same spec from the storage alone, and a run with another space, data or model is
+refused instead of mixing incomparable trials.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from autotune import storage as storage_module
+from autotune.errors import (
+    NoCompleteTrialError,
+    StudyMismatchError,
+    StudyNotFoundError,
+)
+from autotune.pruners import make_pruner
+from autotune.samplers import make_sampler
+from autotune.spec import StudySpec, from_dict
+
+if TYPE_CHECKING:
+    import optuna
+
+SPEC_ATTR = "autotune:spec"
+OBJECTIVE_ATTR = "autotune:objective"
+FINGERPRINT_ATTR = "autotune:fingerprint"
+SURPLUS = "surplus"
+
+
+def open_study(spec: StudySpec, url: str, *, sampler_seed: int | None = None) -> optuna.Study:
+    """Creates the study in the storage, or loads it, and checks it searches the same objective.
+
+    Safe when several workers start at the same moment: Optuna creates the study once and the
+    others load it. The sampler and pruner, which Optuna does not store, are built from
+    ``spec``.
+
+    Raises:
+        StudyMismatchError: The stored study was searched with another space, data, model,
+            metric, direction, epochs or early stopping, or was not made by autotune.
+        StorageError: The storage cannot be opened.
+    """
+    import optuna
+
+    storage = storage_module.open_storage(
+        url, heartbeat_interval=spec.heartbeat_interval, grace_period=spec.grace_period
+    )
+    with storage_module.quiet_optuna():
+        study = optuna.create_study(
+            study_name=spec.name,
+            storage=storage,
+            sampler=make_sampler(spec.sampler, sampler_seed, spec.sampler_options, spec.space),
+            pruner=make_pruner(spec.pruner, spec.max_epochs, spec.pruner_options),
+            direction=spec.direction,
+            load_if_exists=True,
+        )
+    _check_objective(study, spec, url)
+    if study.metric_names != [spec.metric]:
+        # optuna-dashboard and Optuna's plots label the value with it, not "Objective 0"
+        study.set_metric_names([spec.metric])
+    return study
+
+
+def _check_objective(study: optuna.Study, spec: StudySpec, url: str) -> None:
+    attrs = study.user_attrs
+    stored = attrs.get(FINGERPRINT_ATTR)
+    # Optuna keeps a study's direction for good, even while it has no trial.
+    searched = (
+        bool(study.get_trials(deepcopy=False)) or study.direction.name.lower() != spec.direction
+    )
+    if stored is None and searched:
+        raise StudyMismatchError(
+            f"Study '{spec.name}' in {storage_module.mask(url)} was not made by autotune."
+            f" Give this study another name (name = ... in {spec.source})."
+        )
+    if searched and stored is not None and stored != spec.fingerprint():
+        before = attrs.get(OBJECTIVE_ATTR, {})
+        now = spec.objective()
+        changed = sorted(k for k in now if before.get(k) != now[k]) or ["objective"]
+        raise StudyMismatchError(
+            f"Study '{spec.name}' in {storage_module.mask(url)} was searched with another"
+            f" {', '.join(changed)}; its trials cannot be mixed with this run's. Undo the"
+            f" change, give the study a new name (name = ... in {spec.source}), or start over"
+            f" with `autotune delete --study {spec.name}`."
+        )
+    # A study without trials yet (a first run stopped by a mistake in the user's data or model
+    # files, before any trial) takes the corrected objective.
+    if stored != spec.fingerprint():
+        study.set_user_attr(OBJECTIVE_ATTR, spec.objective())
+        study.set_user_attr(FINGERPRINT_ATTR, spec.fingerprint())
+    if attrs.get(SPEC_ATTR) != spec.to_dict():
+        study.set_user_attr(SPEC_ATTR, spec.to_dict())
+
+
+def load_study(name: str, storage: str | None = None) -> optuna.Study:
+    """Loads a study that exists, by name, without creating the study or the storage.
+
+    Args:
+        name: The study's name in the storage, or the path of its study file (``*.toml``).
+        storage: A storage URL; by default ``$AUTOTUNE_STORAGE``, else ``./autotune.db``.
+
+    Raises:
+        StudyNotFoundError: The storage does not exist yet, or holds no such study; the message
+            lists the studies it holds.
+        StorageError: The storage cannot be opened.
+    """
+
+    url = storage_module.resolve_url(storage)
+    if name.endswith(".toml"):
+        from autotune.spec import load
+
+        name = load(name).name
+    require_existing(url)
+    store = storage_module.open_storage(url)
+    names = [s.study_name for s in store.get_all_studies()]
+    if name not in names:
+        raise StudyNotFoundError(
+            f"No study '{name}' in {storage_module.mask(url)}"
+            + (f"; it holds: {', '.join(sorted(names))}." if names else "; it holds none yet.")
+            + f" Create it with `autotune run --study {name}`."
+        )
+    return _study_of(store, name)
+
+
+def require_existing(url: str) -> None:
+    """Refuses an SQLite storage whose file does not exist, rather than create an empty one.
+
+    Raises:
+        StudyNotFoundError: Naming the file and how to make it.
+    """
+    if storage_module.is_sqlite(url):
+        path = url.split("///", 1)[-1]
+        if not Path(path).is_file():
+            raise StudyNotFoundError(
+                f"No storage at {path} yet. Run a study first (autotune run --study circles),"
+                f" or name another storage with --storage or $AUTOTUNE_STORAGE."
+            )
+
+
+def delete_study(study: optuna.Study) -> None:
+    """Deletes ``study`` and all its trials from its storage."""
+    import optuna
+
+    optuna.delete_study(study_name=study.study_name, storage=study._storage)
+
+
+def summaries(url: str) -> list[tuple[str, Counts, Any, float | None, str]]:
+    """Every study in the storage at ``url``, by name: its counts, its total (``n_trials`` of
+    its stored spec, or ``"?"``), its best value and its direction. Empty when the storage does
+    not exist yet."""
+    try:
+        require_existing(url)
+    except StudyNotFoundError:
+        return []
+    store = storage_module.open_storage(url)
+    rows = []
+    for summary in store.get_all_studies():
+        study = _study_of(store, summary.study_name)
+        best = best_trial(study)
+        target = summary.user_attrs.get(SPEC_ATTR, {}).get("n_trials", "?")
+        rows.append((summary.study_name, counts(study), target,
+                     None if best is None else best.value, summary.direction.name.lower()))
+    return sorted(rows, key=lambda row: row[0])
+
+
+def _study_of(store: Any, name: str) -> optuna.Study:
+    import optuna
+
+    with storage_module.quiet_optuna():
+        return optuna.load_study(study_name=name, storage=store)
+
+
+def stored_spec(study: optuna.Study) -> StudySpec:
+    """The spec that the last ``autotune run`` stored with ``study``.
+
+    Raises:
+        StudyMismatchError: The study was not made by autotune.
+    """
+    raw = study.user_attrs.get(SPEC_ATTR)
+    if raw is None:
+        raise StudyMismatchError(
+            f"Study '{study.study_name}' holds no autotune study file; it was not made by"
+            f" `autotune run`."
+        )
+    return from_dict(raw, source=f"study '{study.study_name}'")
+
+
+def is_surplus(trial: optuna.trial.FrozenTrial) -> bool:
+    """Whether the trial ended unrun because earlier ones already filled the study's total."""
+    return trial.user_attrs.get("stop_reason") == SURPLUS
+
+
+@dataclass(frozen=True)
+class Counts:
+    """A study's trials by state, surplus trials left out of every figure."""
+
+    complete: int = 0
+    pruned: int = 0
+    failed: int = 0
+    running: int = 0
+    waiting: int = 0
+
+    @property
+    def finished(self) -> int:
+        """The trials that count toward the study's total: complete and pruned ones."""
+        return self.complete + self.pruned
+
+    def __str__(self) -> str:
+        named = [(n, s) for s, n in sorted(vars(self).items()) if n]
+        return ", ".join(f"{n} {s}" for n, s in named) or "no trials"
+
+
+def counts(study: optuna.Study) -> Counts:
+    """The study's trials counted by state, under the one rule for surplus trials."""
+    tally = {"COMPLETE": 0, "PRUNED": 0, "FAIL": 0, "RUNNING": 0, "WAITING": 0}
+    for trial in study.get_trials(deepcopy=False):
+        if not is_surplus(trial):
+            tally[trial.state.name] += 1
+    return Counts(tally["COMPLETE"], tally["PRUNED"], tally["FAIL"], tally["RUNNING"],
+                  tally["WAITING"])  # fmt: skip
+
+
+def best_trial(study: optuna.Study) -> optuna.trial.FrozenTrial | None:
+    """The best complete trial, or None while there is none."""
+    best = ranked(study, 1)
+    return best[0] if best else None
+
+
+def require_best(study: optuna.Study) -> optuna.trial.FrozenTrial:
+    """The best complete trial.
+
+    Raises:
+        NoCompleteTrialError: No trial has completed yet.
+    """
+    best = best_trial(study)
+    if best is None:
+        raise NoCompleteTrialError(
+            f"Study '{study.study_name}' has no complete trial yet, so it has no best model."
+            f" Run it first: autotune run --study {study.study_name}"
+        )
+    return best
+
+
+def ranked(study: optuna.Study, top: int | None = None) -> list[optuna.trial.FrozenTrial]:
+    """The study's complete trials, best first in its direction (the earlier one on ties);
+    the first ``top`` if given."""
+    import optuna
+
+    complete = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+    sign = -1.0 if study.direction == optuna.study.StudyDirection.MAXIMIZE else 1.0
+    return sorted(complete, key=lambda t: (sign * float(t.value or 0.0), t.number))[:top]
