@@ -138,5 +138,5 @@ def export(best: BestModel, directory: str | Path) -> Path:
             json.dumps(best.metadata(), indent=2) + "\n", encoding="utf-8"
         )
     except OSError as e:
-        raise AutotuneError(f"Cannot export the model to {directory}: {e.strerror or e}.") from None
+        raise AutotuneError(f"Cannot export the model to {directory}: {e.strerror or e}.") from e
     return directory

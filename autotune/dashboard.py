@@ -60,7 +60,7 @@ def make_server(url: str, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT) ->
         raise AutotuneError(
             f"Cannot listen on {host}:{port}: {e.strerror or e}. Choose another port with"
             f" --port, or stop what uses this one."
-        ) from None
+        ) from e
 
 
 def serve(

@@ -90,11 +90,11 @@ def check_signature(
         return
     try:
         signature.bind(*arguments)
-    except TypeError:
+    except TypeError as e:
         raise error(
             f"{label} must take ({', '.join(arguments)}), but it takes {signature}. Change its"
             f" arguments."
-        ) from None
+        ) from e
 
 
 def describe(exception: BaseException, filename: str | None = None) -> str:
@@ -140,7 +140,7 @@ def _import_file(path: Path, label: str, error: type[AutotuneError]) -> ModuleTy
         del sys.modules[name]
         raise error(
             f"{label}: importing {path.name} raised {describe(e, str(path))}. Fix the file."
-        ) from None
+        ) from e
     _FILES[key] = (mtime, module)
     return module
 
@@ -154,12 +154,12 @@ def _import_module(name: str, folder: Path, label: str, error: type[AutotuneErro
             raise error(
                 f"{label}: no module '{name}' is installed or in {folder}. Install it, or name its"
                 f" file instead, as 'path/to/file.py:function'."
-            ) from None
-        raise error(f"{label}: importing {name} raised {describe(e)}. Fix the module.") from None
+            ) from e
+        raise error(f"{label}: importing {name} raised {describe(e)}. Fix the module.") from e
     except Exception as e:
         raise error(
             f"{label}: importing {name} raised {describe(e, _origin(name))}. Fix the module."
-        ) from None
+        ) from e
 
 
 def _origin(name: str) -> str | None:

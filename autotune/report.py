@@ -158,5 +158,5 @@ def write(study: Any, path: str | Path, metric: str | None = None, top: int = TO
     try:
         path.write_text(text, encoding="utf-8")
     except OSError as e:
-        raise AutotuneError(f"Cannot write the report to {path}: {e.strerror}.") from None
+        raise AutotuneError(f"Cannot write the report to {path}: {e.strerror}.") from e
     return path

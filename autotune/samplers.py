@@ -47,12 +47,12 @@ def _qmc(seed: int | None, options: Options, space: Space) -> Any:
 def _gp(seed: int | None, options: Options, space: Space) -> Any:
     try:
         import torch  # noqa: F401
-    except ImportError:
+    except ImportError as e:
         raise AutotuneError(
             "The gp sampler needs PyTorch, which is not installed. Install a CPU build with"
             " `pip install torch --index-url https://download.pytorch.org/whl/cpu`"
             " (or `pip install 'autotune[gp]'`), or choose another sampler."
-        ) from None
+        ) from e
     import optuna
 
     return optuna.samplers.GPSampler(

@@ -298,9 +298,9 @@ def load(path: str | os.PathLike[str]) -> StudySpec:
     try:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as e:
-        raise StudySpecError(f"{path}: not valid TOML: {e}.") from None
+        raise StudySpecError(f"{path}: not valid TOML: {e}.") from e
     except OSError as e:
-        raise StudySpecError(f"{path}: cannot be read: {e.strerror}.") from None
+        raise StudySpecError(f"{path}: cannot be read: {e.strerror}.") from e
     return from_dict(raw, source=str(path), base=path.parent)
 
 

@@ -48,6 +48,7 @@ def resolve_url(url: str | None = None) -> str:
     try:
         parsed = make_url(url)
     except ArgumentError:
+        # Not chained: SQLAlchemy's message quotes the whole URL, password included.
         raise StorageError(
             f"'{mask(url)}' is not a storage URL; expected for example {_EXAMPLES}."
         ) from None
@@ -129,8 +130,9 @@ def open_storage(
             raise StorageError(
                 f"No database driver for {mask(url)}: {e.__cause__ or e}."
                 f" Install it, or use {_EXAMPLES}."
-            ) from None
+            ) from e
         except sqlalchemy.exc.OperationalError as e:
+            # Not chained: a driver's message may echo the connection string, password included.
             raise StorageError(
                 f"Cannot connect to storage {mask(url)}: {_first_line(e, url)}."
                 f" Check that the server runs and the URL is right."

@@ -84,5 +84,5 @@ def write(study: Any, fmt: str, path: str | Path) -> int:
     try:
         Path(path).write_text(FORMATS[fmt](table), encoding="utf-8")
     except OSError as e:
-        raise AutotuneError(f"Cannot write the trials to {path}: {e.strerror}.") from None
+        raise AutotuneError(f"Cannot write the trials to {path}: {e.strerror}.") from e
     return len(table)

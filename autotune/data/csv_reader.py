@@ -139,7 +139,7 @@ def read_rows(
             reader = csv.reader(file, delimiter=separator)
             rows = [(reader.line_num, row) for row in reader if any(cell.strip() for cell in row)]
     except (UnicodeDecodeError, csv.Error) as e:
-        raise DataError(f"{path}: cannot be read as CSV text in UTF-8 ({e}).") from None
+        raise DataError(f"{path}: cannot be read as CSV text in UTF-8 ({e}).") from e
     if not rows:
         raise DataError(
             f"{path}: is empty; it needs a header row of column names, then one row per example."

@@ -32,19 +32,19 @@ def split(y: np.ndarray, task: str, data: Mapping[str, Any], label: str) -> tupl
         train, val = train_test_split(
             rest, test_size=val_share, random_state=seed, stratify=y[rest] if classify else None
         )
-    except ValueError:
+    except ValueError as e:
         if not classify:
             raise DataError(
                 f"{label}: {len(y)} rows are too few to split into train, validation and test."
                 f" Add rows."
-            ) from None
+            ) from e
         labels, sizes = np.unique(y, return_counts=True)
         raise DataError(
             f"{label}: {len(y)} rows in {len(labels)} classes are too few to split into train,"
             f" validation and test splits that each hold every class; the smallest class,"
             f" {labels[np.argmin(sizes)].item()!r}, has {sizes.min()} row(s). Add rows, or drop"
             f" the rarest classes."
-        ) from None
+        ) from e
     return train, val, test
 
 

@@ -124,7 +124,7 @@ def check_features(x: Any, n: int, label: str) -> np.ndarray:
             f"{label}: X must be numbers, but cannot be read as such ({e}). Encode text and"
             f" categories as numbers first, or use a CSV file, whose text columns are one-hot"
             f" encoded."
-        ) from None
+        ) from e
     if x.ndim == 1:
         x = x[:, None]
     if x.ndim == 0 or len(x) != n:
@@ -152,7 +152,7 @@ def read_npz(path: Path, data: Mapping[str, Any], where: str) -> tuple[Any, Any]
         raise DataError(
             f"{path}: cannot be read as .npz arrays of numbers or strings ({e}). Save it with"
             f" numpy.savez(path, x=X, y=y)."
-        ) from None
+        ) from e
     for key in ("x", "y"):
         if data[key] not in arrays:
             raise DataError(
@@ -173,7 +173,7 @@ def call_function(reference: str, folder: Path, where: str) -> tuple[Any, Any]:
         raise DataError(
             f"{label} raised {references.describe(e, getattr(module, '__file__', None))}."
             f" Fix the function."
-        ) from None
+        ) from e
     if not isinstance(result, (tuple, list)) or len(result) != 2:
         raise DataError(
             f"{label} returned {type(result).__name__}, not a pair (X, y) of arrays."
