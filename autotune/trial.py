@@ -22,7 +22,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping
 
 from autotune import data as data_module
 from autotune import references
@@ -113,10 +113,11 @@ def build_model(spec: StudySpec, params: Params, dataset: Dataset) -> Any:
     except AutotuneError as e:
         raise type(e)(f"{spec.source}: {e}") from e
     except Exception as e:
-        raise TrialFailed(
+        raise _failure(
+            e,
             f"{_label(spec)} raised {references.describe(e, _file_of(family.build))} when"
             f" building with {format_params(params)}, input_shape={dataset.input_shape},"
-            f" n_outputs={dataset.n_outputs}"
+            f" n_outputs={dataset.n_outputs}",
         ) from e
     if not isinstance(model, keras.Model):
         raise ModelError(
@@ -300,9 +301,7 @@ def train(
     except Exception as e:
         if _is_pruned(e):
             raise
-        if isinstance(e, MemoryError) or type(e).__name__ == "ResourceExhaustedError":
-            raise TrialOutOfMemory(f"out of memory: {references.describe(e)}") from e
-        raise TrialFailed(f"training raised {references.describe(e)}") from e
+        raise _failure(e, f"training raised {references.describe(e)}") from e
     trained_epochs = len(history.epoch)
     values = history.history.get(spec.metric) if reporter is not None else None
     if not values:
@@ -313,6 +312,14 @@ def train(
         model, trained_epochs, best + 1, float(values[best]),
         "early-stopped" if stopped else "completed", seconds,
     )  # fmt: skip
+
+
+def _failure(error: Exception, message: str) -> TrialFailed:
+    """What ends this trial: out of memory (TensorFlow's ``ResourceExhaustedError``, Python's
+    ``MemoryError``), or any other failure of the user's code for these params."""
+    if isinstance(error, MemoryError) or type(error).__name__ == "ResourceExhaustedError":
+        return TrialOutOfMemory(f"out of memory: {message}")
+    return TrialFailed(message)
 
 
 def _is_pruned(error: BaseException) -> bool:
@@ -346,30 +353,50 @@ def evaluate(model: Any, dataset: Dataset) -> dict[str, dict[str, float]]:
     }
 
 
+# How many configurations the check build tries before it calls a failing builder broken.
+CHECK_CONFIGURATIONS = 5
+
+
 def check_model(spec: StudySpec, dataset: Dataset) -> None:
     """Builds and compiles one model, and runs it on a few training examples, before any trial.
 
     The model is built with one configuration of the space (see :func:`autotune.space.typical`),
-    so a builder that raises, returns something other than a ``keras.Model``, makes outputs
-    that do not fit the data, or whose compiled metrics lack the study's metric stops the study
-    before a trial is spent.
+    so a builder that returns something other than a ``keras.Model``, makes outputs that do not
+    fit the data, or whose compiled metrics lack the study's metric stops the study before a
+    trial is spent. A builder that raises is tried on a few more configurations, drawn at
+    random: it stops the study only when it fails for all of them.
 
     Raises:
         ModelError: Naming the model, what does not fit and the fix.
     """
-    with fresh_graphs():
-        _check_model(spec, typical(spec.space), dataset)
+    first: TrialFailed | None = None
+    for params in _configurations(spec.space, CHECK_CONFIGURATIONS):
+        with fresh_graphs():
+            try:
+                model = build_model(spec, params, dataset)
+            except TrialFailed as e:
+                first = first or e
+                continue
+            _check_model(spec, model, params, dataset)
+            return
+    assert first is not None
+    raise ModelError(f"{first}. Fix the builder.") from first
 
 
-def _check_model(spec: StudySpec, params: Params, dataset: Dataset) -> None:
+def _configurations(space: Any, count: int) -> Iterator[dict[str, Any]]:
+    """The typical configuration of ``space``, then ``count - 1`` drawn at random (seeded)."""
+    import optuna
+
+    yield typical(space)
+    draws = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    for _ in range(count - 1):
+        yield sample(space, draws.ask())
+
+
+def _check_model(spec: StudySpec, model: Any, params: Params, dataset: Dataset) -> None:
     import numpy as np
 
     label = _label(spec)
-    try:
-        model = build_model(spec, params, dataset)
-    except TrialFailed as e:
-        # The typical configuration is no outlier: a builder failing here fails everywhere.
-        raise ModelError(f"{e}. Fix the builder.") from e
     compiled_by_builder = model.compiled
     compile_model(model, params, dataset, spec.max_epochs)
     x, y = dataset.x_train[:8], dataset.y_train[:8]

@@ -1,14 +1,93 @@
-"""Shared fixtures: tiny studies (a few epochs on circles) and throwaway storages."""
+"""Shared fixtures: tiny studies (a few epochs on circles), throwaway storages, and the
+services some tests need.
+
+Tests come in three layers:
+
+- ``tests/unit``: no TensorFlow, Optuna's in-memory storage, stub objectives; seconds.
+- ``tests/test_*.py``: tiny real Keras fits on SQLite files.
+- tests marked ``services``: the PostgreSQL and MariaDB servers and Debian's chromium. Each
+  skips, saying which service it lacks, where that service is absent; with
+  ``AUTOTUNE_REQUIRE_SERVICES=1`` (as CI sets it) every skip is a failure instead, so that CI
+  runs everything.
+"""
 
 from __future__ import annotations
 
 import os
+import socket
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import pytest
 
 FIXTURES = Path(__file__).parent / "fixtures"
+REQUIRE_ENV = "AUTOTUNE_REQUIRE_SERVICES"
+
+# name -> (storage URL, address the server listens on)
+SERVERS = {
+    "postgresql": ("postgresql+psycopg://postgres@127.0.0.1:5432/test", ("127.0.0.1", 5432)),
+    "mariadb": ("mysql+pymysql://root@127.0.0.1:3306/test", ("127.0.0.1", 3306)),
+}
+CHROMIUM = "/usr/bin/chromium"
+
+
+def _listening(address: tuple[str, int]) -> bool:
+    try:
+        with socket.create_connection(address, timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+def server_url(name: str) -> str:
+    """The URL of a database server this machine runs; skips the test if it is not there."""
+    url, address = SERVERS[name]
+    if not _listening(address):
+        pytest.skip(f"needs the {name} server on {address[0]}:{address[1]}")
+    return url
+
+
+@pytest.fixture
+def postgres_url() -> str:
+    return server_url("postgresql")
+
+
+@pytest.fixture
+def mariadb_url() -> str:
+    return server_url("mariadb")
+
+
+@pytest.fixture
+def chromium() -> None:
+    """Debian's chromium and Playwright, which drives it; skips the test without them."""
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"needs Debian's chromium at {CHROMIUM} (apt-get install chromium)")
+    pytest.importorskip("playwright", reason="needs playwright (pip install -e '.[test]')")
+
+
+UNIT = Path(__file__).parent / "unit"
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """A session of unit tests alone must not have imported TensorFlow."""
+    import sys
+
+    items = getattr(session, "items", [])
+    unit_only = bool(items) and all(Path(str(i.path)).is_relative_to(UNIT) for i in items)
+    if unit_only and "tensorflow" in sys.modules:
+        print("\nThe unit layer (tests/unit) imported TensorFlow; keep it out of those tests.")
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: Any) -> Iterator[None]:
+    """With $AUTOTUNE_REQUIRE_SERVICES set, a skipped test is a failed one."""
+    outcome = yield
+    report = outcome.get_result()
+    if os.environ.get(REQUIRE_ENV) and report.skipped and not hasattr(report, "wasxfail"):
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else report.longrepr
+        report.outcome = "failed"
+        report.longrepr = f"{REQUIRE_ENV} is set, so this skip fails: {reason}"
 
 # Small enough that one trial trains in about a second on 2 cores, yet still a real search.
 TINY_SPACE = {
@@ -102,7 +181,7 @@ def finished_study(tmp_path_factory: pytest.TempPathFactory) -> str:
     path = folder / "tiny.toml"
     path.write_text(to_toml(tiny_raw(n_trials=2, max_epochs=2)))
     url = f"sqlite:///{folder / 'studies.db'}"
-    runner.run(str(path), storage=url, report=None)
+    runner.run(str(path), storage=url, echo=None)
     return url
 
 

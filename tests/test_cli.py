@@ -168,3 +168,17 @@ def test_ctrl_c_keeps_finished_trials_and_resume_completes(write_study, sqlite_u
     done = [t for t in study.trials if t.state.name in ("COMPLETE", "PRUNED")]
     assert len(done) == 2
     assert any(t.user_attrs.get("retry_of") is not None for t in done)
+
+
+def test_debug_adds_the_traceback_to_the_one_line(workdir: Path, monkeypatch):
+    path = FIXTURES / "unknown_key.toml"
+    plain = CliRunner().invoke(cli, ["run", "--study", str(path)])
+    debug = CliRunner().invoke(cli, ["--debug", "run", "--study", str(path)])
+    monkeypatch.setenv("AUTOTUNE_DEBUG", "1")
+    by_env = CliRunner().invoke(cli, ["run", "--study", str(path)])
+    assert plain.exit_code == debug.exit_code == by_env.exit_code == 1
+    assert "Traceback" not in plain.output
+    for result in (debug, by_env):
+        assert "Traceback (most recent call last)" in result.output
+        assert "autotune.errors.StudySpecError" in result.output
+        assert result.output.rstrip().endswith(plain.output.rstrip())

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import optuna
+import pytest
 from click.testing import CliRunner
 
 from autotune import storage
@@ -45,7 +46,8 @@ def stop(process: subprocess.Popen) -> tuple[str, str]:
     return out, err
 
 
-def test_the_dashboard_shows_the_study_and_its_trials_in_a_browser(finished_study: str):
+@pytest.mark.services
+def test_the_dashboard_shows_the_study_and_its_trials_in_a_browser(finished_study: str, chromium):
     port = free_port()
     process, lines = start(finished_study, port)
     try:
@@ -67,7 +69,8 @@ def test_the_dashboard_shows_the_study_and_its_trials_in_a_browser(finished_stud
     assert out == "Dashboard stopped.\n"
 
 
-def test_the_printed_address_never_shows_the_storage_password():
+@pytest.mark.services
+def test_the_printed_address_never_shows_the_storage_password(postgres_url: str):
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     storage.open_storage(storage.resolve_url(PG_WITH_PASSWORD))  # Optuna's tables exist
     process, (first, _) = start(PG_WITH_PASSWORD, free_port())

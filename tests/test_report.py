@@ -39,7 +39,8 @@ def test_report_holds_the_plots_and_the_best_trials(finished_study: str, workdir
     assert rows == [(str(i + 1), str(t.number), f"{t.value:.4f}") for i, t in enumerate(ranked)]
 
 
-def test_the_report_draws_offline_in_a_browser(finished_study: str, tmp_path: Path):
+@pytest.mark.services
+def test_the_report_draws_offline_in_a_browser(finished_study: str, tmp_path: Path, chromium):
     path = report.write(optuna.load_study(study_name="tiny", storage=finished_study),
                         tmp_path / "r.html", "val_accuracy")
     errors: list[str] = []

@@ -223,3 +223,47 @@ def test_a_study_stopped_by_a_data_mistake_runs_once_it_is_fixed(workdir: Path, 
     fixed = from_dict(tiny_raw(n_trials=1, max_epochs=1, data={**data, "target": "kind"}))
     study = runner.run(fixed, storage=sqlite_url, echo=None)
     assert len(study.get_trials(states=COUNTED)) == 1
+
+
+# A builder that fails for some configurations only: wide models run out of memory, and an
+# odd number of units is refused by the user's own check.
+PICKY_MODEL = '''
+SPACE = {"units": {"low": 4, "high": 16}}
+
+def build(params, input_shape, n_outputs):
+    import keras
+    import tensorflow as tf
+    if params["units"] > 12:
+        raise tf.errors.ResourceExhaustedError(None, None, "OOM when allocating tensor")
+    if params["units"] % 2:
+        raise ValueError("units must be even")
+    inputs = keras.Input(shape=input_shape)
+    x = keras.layers.Dense(params["units"], activation="relu")(inputs)
+    return keras.Model(inputs, keras.layers.Dense(n_outputs, activation="softmax")(x))
+'''
+
+
+def test_a_builder_failing_for_some_configurations_fails_those_trials_only(workdir: Path, sqlite_url: str):
+    (workdir / "model.py").write_text(PICKY_MODEL)
+    space = {"batch_size": 1024, "units": [5, 8, 14], "learning_rate": 0.05, "optimizer": "adam",
+             "decay": "none"}
+    spec = from_dict(tiny_raw(model="model.py:build", n_trials=2, max_epochs=1, sampler="grid",
+                              pruner="none", space=space), source="s.toml", base=workdir)
+    study = runner.run(spec, storage=sqlite_url, echo=None)
+
+    by_units = {t.params["units"]: t for t in study.trials}
+    assert by_units[8].state == optuna.trial.TrialState.COMPLETE
+    odd, wide = by_units[5], by_units[14]
+    assert odd.state == wide.state == optuna.trial.TrialState.FAIL
+    assert odd.user_attrs["stop_reason"] == "failed"
+    assert odd.user_attrs["fail_reason"].startswith(
+        "s.toml: model 'model.py:build' raised ValueError: units must be even (model.py, line 10)"
+        " when building with")
+    assert 'line 10, in build' in odd.user_attrs["traceback"]
+    assert wide.user_attrs["stop_reason"] == "oom"
+    assert wide.user_attrs["fail_reason"].startswith("out of memory: s.toml: model 'model.py:build'"
+                                                     " raised ResourceExhaustedError")
+    # the search went on past both failures to its total, on the grid's one good point
+    tally = study_module.counts(study)
+    assert (tally.finished, tally.failed) == (2, 2)
+    assert {t.params["units"] for t in study.trials if t.state.name == "COMPLETE"} == {8}

@@ -13,14 +13,14 @@ def test_shipped_studies_load(name):
     spec = spec_module.resolve(name)
     assert spec.name == name
     assert spec.direction == "maximize" and spec.metric == "val_accuracy"
-    assert set(spec.space()) >= {
+    assert set(spec.space) >= {
         "learning_rate", "batch_size", "decay", "optimizer", "dropout", "batchnorm", "units",
         "n_layers",
     }
 
 
 def test_default_space_covers_every_optimizer_and_decay_policy():
-    space = spec_module.resolve("circles").space()
+    space = spec_module.resolve("circles").space
     assert space["optimizer"].choices == (
         "sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam", "adamw",
     )
@@ -95,7 +95,7 @@ USER_FAMILY = (
 def test_a_user_family_space_is_its_space_plus_training_and_may_grow(tmp_path: Path):
     (tmp_path / "model.py").write_text(USER_FAMILY)
     raw = tiny_raw(model="model.py:build", space={"units": {"high": 16}, "depth": [1, 2, 3]})
-    space = spec_module.from_dict(raw, base=tmp_path).space()
+    space = spec_module.from_dict(raw, base=tmp_path).space
     assert space["units"].high == 16 and space["units"].log  # narrowed, keeps log
     assert space["depth"].choices == (1, 2, 3)  # added: the user's builder reads it
     assert {"learning_rate", "optimizer", "decay", "batch_size"} <= set(space)
@@ -112,7 +112,7 @@ def test_paths_start_at_the_study_file_folder_which_the_stored_form_keeps(tmp_pa
     path.write_text('model = "model.py:build"\n[data]\nsource = "csv"\npath = "rows.csv"\n'
                     'target = "y"\ntask = "regression"\n')
     spec = spec_module.load(path)  # from another current directory
-    assert spec.folder == str(folder) and spec.family().user
+    assert spec.folder == str(folder) and spec.family.user
     assert spec.direction == "minimize" and spec.metric == "val_loss"
 
     stored = spec.to_dict()
@@ -138,4 +138,4 @@ def test_an_unknown_model_lists_the_families_and_the_reference_forms():
 def test_the_cnn_study_reads_digits_as_images():
     spec = spec_module.resolve("digits_cnn")
     assert spec.model == "cnn" and spec.data["reshape"] == [8, 8, 1]
-    assert {"filters", "conv_blocks", "kernel_size", "units", "dropout", "batchnorm"} <= set(spec.space())
+    assert {"filters", "conv_blocks", "kernel_size", "units", "dropout", "batchnorm"} <= set(spec.space)
