@@ -15,7 +15,8 @@ The Python API mirrors the CLI::
 from __future__ import annotations
 
 import os
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from autotune.errors import (
     AutotuneError,

@@ -14,7 +14,7 @@ import os
 import re
 import sys
 import tempfile
-from typing import Callable, Iterator
+from collections.abc import Callable, Iterator
 
 # Start-up lines of TensorFlow / XLA that say nothing to a user of a CPU-only machine.
 _CHATTER = re.compile(

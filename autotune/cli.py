@@ -11,7 +11,8 @@ import functools
 import os
 import sys
 import traceback
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import click
 
@@ -60,8 +61,9 @@ storage_option = click.option(
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="autotune")
-@click.option("--debug", is_flag=True,
-              help=f"Print the traceback of an error too (or set {DEBUG_ENV}=1).")
+@click.option(
+    "--debug", is_flag=True, help=f"Print the traceback of an error too (or set {DEBUG_ENV}=1)."
+)
 def cli(debug: bool) -> None:
     """Hyperparameter search for TensorFlow/Keras models, built on Optuna.
 
@@ -71,22 +73,43 @@ def cli(debug: bool) -> None:
 
 
 @cli.command()
-@click.option("--study", "study_name", required=True, metavar="NAME_OR_PATH",
-              help="A study name (circles) or the path of a study file.")
+@click.option(
+    "--study",
+    "study_name",
+    required=True,
+    metavar="NAME_OR_PATH",
+    help="A study name (circles) or the path of a study file.",
+)
 @click.option("--n-trials", type=click.IntRange(min=1), help="The study's total of trials.")
-@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), metavar="SECONDS",
-              help="Start no new trial after this many seconds.")
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    metavar="SECONDS",
+    help="Start no new trial after this many seconds.",
+)
 @storage_option
 @click.option("--sampler", type=click.Choice(sorted(SAMPLERS)), help="Override the sampler.")
 @click.option("--pruner", type=click.Choice(sorted(PRUNERS)), help="Override the pruner.")
 @click.option("--max-epochs", type=click.IntRange(min=1), help="Override the epochs per trial.")
 @click.option("--seed", type=int, help="Override the seed.")
-@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
-              help="Worker processes on this machine sharing the study.")
-@click.option("--warm-start", metavar="OTHER_STUDY",
-              help="First try the best configurations of this study in the same storage.")
-@click.option("--top", type=click.IntRange(min=1), metavar="K",
-              help="With --warm-start: how many of its best trials to try (default 5).")
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Worker processes on this machine sharing the study.",
+)
+@click.option(
+    "--warm-start",
+    metavar="OTHER_STUDY",
+    help="First try the best configurations of this study in the same storage.",
+)
+@click.option(
+    "--top",
+    type=click.IntRange(min=1),
+    metavar="K",
+    help="With --warm-start: how many of its best trials to try (default 5).",
+)
 @_errors
 def run(
     study_name: str,
@@ -127,21 +150,39 @@ def run(
     )
     url = storage_module.resolve_url(storage)
     click.echo(console.run_header(spec, url))
-    study = runner.run(spec, storage=url, timeout=timeout, workers=workers,
-                       warm_start=warm_start, top=top, echo=click.echo)
+    study = runner.run(
+        spec,
+        storage=url,
+        timeout=timeout,
+        workers=workers,
+        warm_start=warm_start,
+        top=top,
+        echo=click.echo,
+    )
     click.echo(console.summary(study, spec, url))
 
 
 @cli.command()
-@click.option("--study", "study_name", required=True, metavar="NAME",
-              help="The study's name in the storage.")
+@click.option(
+    "--study", "study_name", required=True, metavar="NAME", help="The study's name in the storage."
+)
 @storage_option
-@click.option("--worker-index", type=click.IntRange(min=0),
-              help="Seeds this worker's sampler with the study seed + INDEX (default: random).")
-@click.option("--threads", type=click.IntRange(min=1),
-              help="TensorFlow threads for this worker (default: all cores).")
-@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), metavar="SECONDS",
-              help="Start no new trial after this many seconds.")
+@click.option(
+    "--worker-index",
+    type=click.IntRange(min=0),
+    help="Seeds this worker's sampler with the study seed + INDEX (default: random).",
+)
+@click.option(
+    "--threads",
+    type=click.IntRange(min=1),
+    help="TensorFlow threads for this worker (default: all cores).",
+)
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    metavar="SECONDS",
+    help="Start no new trial after this many seconds.",
+)
 @_errors
 def worker(
     study_name: str,
@@ -162,8 +203,14 @@ def worker(
     """
     from autotune import runner
 
-    runner.join(study_name, storage=storage, worker_index=worker_index, threads=threads,
-                timeout=timeout, echo=click.echo)
+    runner.join(
+        study_name,
+        storage=storage,
+        worker_index=worker_index,
+        threads=threads,
+        timeout=timeout,
+        echo=click.echo,
+    )
 
 
 @cli.command()
@@ -194,8 +241,13 @@ def studies(storage: str | None) -> None:
 
 
 @cli.command()
-@click.option("--study", "study_name", required=True, metavar="NAME",
-              help="The study's name in the storage, or its study file.")
+@click.option(
+    "--study",
+    "study_name",
+    required=True,
+    metavar="NAME",
+    help="The study's name in the storage, or its study file.",
+)
 @storage_option
 @_errors
 def show(study_name: str, storage: str | None) -> None:
@@ -214,8 +266,13 @@ def show(study_name: str, storage: str | None) -> None:
 
 
 @cli.command()
-@click.option("--study", "study_name", required=True, metavar="NAME",
-              help="The study's name in the storage, or its study file.")
+@click.option(
+    "--study",
+    "study_name",
+    required=True,
+    metavar="NAME",
+    help="The study's name in the storage, or its study file.",
+)
 @storage_option
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 @_errors
@@ -266,10 +323,19 @@ def env(storage: str | None) -> None:
 
 @cli.command()
 @storage_option
-@click.option("--host", default="127.0.0.1", show_default=True,
-              help="The address to listen on; 0.0.0.0 opens the dashboard to the network.")
-@click.option("--port", type=click.IntRange(min=0, max=65535), default=8080, show_default=True,
-              help="The port to listen on; 0 picks a free one.")
+@click.option(
+    "--host",
+    default="127.0.0.1",
+    show_default=True,
+    help="The address to listen on; 0.0.0.0 opens the dashboard to the network.",
+)
+@click.option(
+    "--port",
+    type=click.IntRange(min=0, max=65535),
+    default=8080,
+    show_default=True,
+    help="The port to listen on; 0 picks a free one.",
+)
 @_errors
 def dashboard(storage: str | None, host: str, port: int) -> None:
     """Serve optuna-dashboard on the storage that `run` writes to, until Ctrl-C.
@@ -284,7 +350,6 @@ def dashboard(storage: str | None, host: str, port: int) -> None:
         autotune dashboard --storage postgresql+psycopg://me@db:5432/studies --port 8081
     """
     from autotune import dashboard as dashboard_module
-
     from autotune.study import require_existing
 
     url = storage_module.resolve_url(storage)
@@ -299,11 +364,20 @@ def dashboard(storage: str | None, host: str, port: int) -> None:
 
 
 @cli.command()
-@click.option("--study", "study_name", required=True, metavar="NAME",
-              help="The study's name in the storage, or its study file.")
+@click.option(
+    "--study",
+    "study_name",
+    required=True,
+    metavar="NAME",
+    help="The study's name in the storage, or its study file.",
+)
 @storage_option
-@click.option("--out", type=click.Path(dir_okay=False), metavar="FILE.html",
-              help="Where to write the report (default: NAME-report.html here).")
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False),
+    metavar="FILE.html",
+    help="Where to write the report (default: NAME-report.html here).",
+)
 @_errors
 def report(study_name: str, storage: str | None, out: str | None) -> None:
     """Write a study's report: one HTML file that opens offline.
@@ -325,11 +399,21 @@ def report(study_name: str, storage: str | None, out: str | None) -> None:
 
 
 @cli.command()
-@click.option("--study", "study_name", required=True, metavar="NAME",
-              help="The study's name in the storage, or its study file.")
+@click.option(
+    "--study",
+    "study_name",
+    required=True,
+    metavar="NAME",
+    help="The study's name in the storage, or its study file.",
+)
 @storage_option
-@click.option("--export", "export_dir", type=click.Path(file_okay=False), metavar="DIR",
-              help="Write the model (model.keras) and metadata.json into this folder.")
+@click.option(
+    "--export",
+    "export_dir",
+    type=click.Path(file_okay=False),
+    metavar="DIR",
+    help="Write the model (model.keras) and metadata.json into this folder.",
+)
 @_errors
 def best(study_name: str, storage: str | None, export_dir: str | None) -> None:
     """Retrain the best trial's model and score it on the held-out test split.
@@ -359,13 +443,28 @@ def best(study_name: str, storage: str | None, export_dir: str | None) -> None:
 
 
 @cli.command()
-@click.option("--study", "study_name", required=True, metavar="NAME",
-              help="The study's name in the storage, or its study file.")
+@click.option(
+    "--study",
+    "study_name",
+    required=True,
+    metavar="NAME",
+    help="The study's name in the storage, or its study file.",
+)
 @storage_option
-@click.option("--format", "fmt", type=click.Choice(sorted(TABLE_FORMATS)), default="csv",
-              show_default=True, help="The table's format.")
-@click.option("--out", type=click.Path(dir_okay=False), metavar="FILE",
-              help="Where to write the table (default: standard output).")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(sorted(TABLE_FORMATS)),
+    default="csv",
+    show_default=True,
+    help="The table's format.",
+)
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False),
+    metavar="FILE",
+    help="Where to write the table (default: standard output).",
+)
 @_errors
 def trials(study_name: str, storage: str | None, fmt: str, out: str | None) -> None:
     """Write a study's trials as a table, in CSV or JSON.

@@ -7,7 +7,8 @@ caller passes ``echo=print`` (or any callable that takes a line) to :func:`autot
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any, Callable, Mapping
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
 
 from autotune import storage as storage_module
 from autotune.study import Counts, best_trial, counts

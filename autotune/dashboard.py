@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import socket
 import warnings
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from autotune import storage as storage_module
 from autotune.errors import AutotuneError
@@ -36,8 +37,9 @@ def make_server(url: str, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT) ->
         AutotuneError: The address is in use or cannot be bound.
         StorageError: The storage cannot be opened.
     """
-    from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server as wsgi_server
     from socketserver import ThreadingMixIn
+    from wsgiref.simple_server import WSGIRequestHandler, WSGIServer
+    from wsgiref.simple_server import make_server as wsgi_server
 
     import optuna_dashboard
 

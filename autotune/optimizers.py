@@ -7,7 +7,8 @@ validate a study file) stays cheap.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 Params = Mapping[str, Any]
 

@@ -6,7 +6,8 @@ override the defaults here) and returns a pruner.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from autotune.errors import StudySpecError
 

@@ -11,11 +11,15 @@ from __future__ import annotations
 
 import html
 import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any
 
 from autotune.errors import AutotuneError
-from autotune.study import ranked
+from autotune.study import counts, ranked
+
+if TYPE_CHECKING:
+    import optuna
 
 # How many of the best complete trials the table lists.
 TOP_TRIALS = 10
@@ -29,7 +33,7 @@ td.num { text-align: right; font-variant-numeric: tabular-nums; }
 """
 
 
-def importance_note(study: Any) -> str | None:
+def importance_note(study: optuna.Study) -> str | None:
     """Why the importances cannot be computed yet, or None when they can."""
     complete = ranked(study)
     if len(complete) < 2:
@@ -50,7 +54,7 @@ def importance_note(study: Any) -> str | None:
     return None
 
 
-def _importances(study: Any, target_name: str) -> Any:
+def _importances(study: optuna.Study, target_name: str) -> Any:
     import optuna
 
     note = importance_note(study)
@@ -62,7 +66,7 @@ def _importances(study: Any, target_name: str) -> Any:
         return f"Hyperparameter importances could not be computed: {e}"
 
 
-def _curves(study: Any, metric: str) -> Any:
+def _curves(study: optuna.Study, metric: str) -> Any:
     import optuna
 
     figure = optuna.visualization.plot_intermediate_values(study)
@@ -85,7 +89,7 @@ def _sections(metric: str) -> list[tuple[str, Callable[[Any], Any]]]:
     ]  # fmt: skip
 
 
-def build(study: Any, metric: str | None = None, top: int = TOP_TRIALS) -> str:
+def build(study: optuna.Study, metric: str | None = None, top: int = TOP_TRIALS) -> str:
     """The report of ``study`` as one HTML document.
 
     Args:
@@ -97,15 +101,11 @@ def build(study: Any, metric: str | None = None, top: int = TOP_TRIALS) -> str:
     import warnings
 
     metric = metric or (study.metric_names or ["value"])[0]
-    trials = study.get_trials(deepcopy=False)
-    states: dict[str, int] = {}
-    for t in trials:
-        states[t.state.name.lower()] = states.get(t.state.name.lower(), 0) + 1
-    counts = ", ".join(f"{n} {s}" for s, n in sorted(states.items()))
+    tally = counts(study)
+    held = f"{tally.total} trials ({tally})" if tally.total else "No trials yet"
     parts = [
         f"<h1>Study {html.escape(study.study_name)}</h1>",
-        f'<p class="summary">{f"{len(trials)} trials ({counts})" if trials else "No trials yet"};'
-        f" {html.escape(metric)}, {study.direction.name.lower()}d.</p>",
+        f'<p class="summary">{held}; {html.escape(metric)}, {study.direction.name.lower()}d.</p>',
     ]
     plotly_js_included = False
     with warnings.catch_warnings():
@@ -121,13 +121,13 @@ def build(study: Any, metric: str | None = None, top: int = TOP_TRIALS) -> str:
             plotly_js_included = True
     parts.append(f"<h2>Best trials</h2>{best_table(study, metric, top)}")
     return (
-        "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\">"
+        '<!DOCTYPE html>\n<html><head><meta charset="utf-8">'
         f"<title>autotune report: {html.escape(study.study_name)}</title>"
         f"<style>{_STYLE}</style></head><body>\n" + "\n".join(parts) + "\n</body></html>\n"
     )
 
 
-def best_table(study: Any, metric: str, top: int = TOP_TRIALS) -> str:
+def best_table(study: optuna.Study, metric: str, top: int = TOP_TRIALS) -> str:
     """An HTML table of the ``top`` best complete trials, or a note when there is none."""
     best = ranked(study, top)
     if not best:
@@ -141,13 +141,16 @@ def best_table(study: Any, metric: str, top: int = TOP_TRIALS) -> str:
                  attrs.get("seconds", "-")]  # fmt: skip
         params = html.escape(json.dumps(t.params))
         rows.append(
-            "<tr>" + "".join(f'<td class="num">{html.escape(str(c))}</td>' for c in cells)
+            "<tr>"
+            + "".join(f'<td class="num">{html.escape(str(c))}</td>' for c in cells)
             + f"<td><code>{params}</code></td></tr>"
         )
     return "<table>\n" + "\n".join(rows) + "\n</table>"
 
 
-def write(study: Any, path: str | Path, metric: str | None = None, top: int = TOP_TRIALS) -> Path:
+def write(
+    study: optuna.Study, path: str | Path, metric: str | None = None, top: int = TOP_TRIALS
+) -> Path:
     """Writes :func:`build`'s report to ``path`` and returns the path.
 
     Raises:

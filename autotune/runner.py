@@ -21,8 +21,9 @@ import subprocess
 import sys
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING
 
 from autotune import console
 from autotune import storage as storage_module
@@ -266,8 +267,9 @@ def run(
             optuna_study, spec.space, warm_start,
             top=warmstart.DEFAULT_TOP if top is None else top,
         )  # fmt: skip
-        for line in started.lines() if echo else ():
-            echo(line)
+        if echo is not None:
+            for line in started.lines():
+                echo(line)
     try:
         if study_module.counts(optuna_study).finished >= spec.n_trials:
             if echo:

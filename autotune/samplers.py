@@ -6,7 +6,8 @@ a sampler. Optuna does not store samplers, so the runner rebuilds one from the s
 
 from __future__ import annotations
 
-from typing import Any, Callable, Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from autotune.errors import AutotuneError, StudySpecError
 from autotune.space import Space
@@ -55,9 +56,7 @@ def _gp(seed: int | None, options: Options, space: Space) -> Any:
         ) from e
     import optuna
 
-    return optuna.samplers.GPSampler(
-        seed=seed, **{"warn_independent_sampling": False, **options}
-    )
+    return optuna.samplers.GPSampler(seed=seed, **{"warn_independent_sampling": False, **options})
 
 
 def _grid(seed: int | None, options: Options, space: Space) -> Any:

@@ -17,8 +17,9 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 from autotune.errors import StudySpecError
 
@@ -48,6 +49,12 @@ class Param:
     choices: tuple[Value, ...] = ()
     when: tuple[tuple[str, tuple[Value, ...]], ...] = ()
 
+    @property
+    def bounds(self) -> tuple[float | int, float | int]:
+        """``(low, high)`` of a float or int parameter."""
+        assert self.low is not None and self.high is not None, f"'{self.name}' has no range"
+        return self.low, self.high
+
     def is_active(self, params: Mapping[str, Any]) -> bool:
         """Whether the parents sampled so far ask for this parameter."""
         return all(parent in params and params[parent] in values for parent, values in self.when)
@@ -70,21 +77,23 @@ class Param:
             return False
         if self.kind == "int" and value != int(value):
             return False
-        return self.low <= value <= self.high
+        low, high = self.bounds
+        return low <= value <= high
 
     def grid(self) -> list[Value]:
         """The values of a discrete parameter, for the grid sampler."""
         if self.kind == "categorical":
             return list(self.choices)
+        low, high = self.bounds
         if self.kind == "int":
-            return list(range(self.low, self.high + 1, self.step or 1))
+            return list(range(int(low), int(high) + 1, int(self.step or 1)))
         if self.step is None:
             raise StudySpecError(
                 f"The grid sampler needs a discrete space, but '{self.name}' is continuous."
                 f" Give it choices = [...] or a step in [space], or use another sampler."
             )
-        count = int(round((self.high - self.low) / self.step)) + 1
-        return [self.low + i * self.step for i in range(count)]
+        count = int(round((high - low) / self.step)) + 1
+        return [low + i * self.step for i in range(count)]
 
     def to_dict(self) -> dict[str, Any]:
         """The parameter as plain data, in the study file's form."""
@@ -162,7 +171,8 @@ def parse_param(name: str, raw: Any, base: Param | None = None, where: str = "[s
         for choice in choices:
             if not isinstance(choice, (bool, int, float, str)):
                 raise StudySpecError(
-                    f"{label}: a choice must be a number, a string or a boolean, but got {choice!r}."
+                    f"{label}: a choice must be a number, a string or a boolean, but got"
+                    f" {choice!r}."
                 )
         if len(set(map(repr, choices))) != len(choices):
             raise StudySpecError(f"{label}: choices repeat a value: {choices!r}.")
@@ -186,7 +196,11 @@ def parse_param(name: str, raw: Any, base: Param | None = None, where: str = "[s
     if ranged is not None:
         kind = ranged.kind
     else:
-        kind = "int" if _is_whole(low) and _is_whole(high) and (step is None or _is_whole(step)) else "float"
+        kind = (
+            "int"
+            if _is_whole(low) and _is_whole(high) and (step is None or _is_whole(step))
+            else "float"
+        )
     if kind == "int":
         if not (_is_whole(low) and _is_whole(high) and (step is None or _is_whole(step))):
             raise StudySpecError(
@@ -209,7 +223,7 @@ def parse_param(name: str, raw: Any, base: Param | None = None, where: str = "[s
 def _parse_when(raw: Any, label: str) -> tuple[tuple[str, tuple[Value, ...]], ...]:
     if not isinstance(raw, Mapping) or not raw:
         raise StudySpecError(
-            f"{label}: when must be a table such as when = {{ optimizer = [\"momentum\"] }},"
+            f'{label}: when must be a table such as when = {{ optimizer = ["momentum"] }},'
             f" but got {raw!r}."
         )
     out = []
@@ -240,7 +254,9 @@ def build_space(
         StudySpecError: A definition is malformed, names an unknown parameter, or a ``when``
             names a parent that does not exist.
     """
-    space: Space = {name: parse_param(name, raw, where="default space") for name, raw in default.items()}
+    space: Space = {
+        name: parse_param(name, raw, where="default space") for name, raw in default.items()
+    }
     for name, raw in (overrides or {}).items():
         if name not in space and not allow_new:
             raise StudySpecError(
@@ -323,8 +339,9 @@ def typical(space: Space) -> dict[str, Value]:
         if param.kind == "categorical":
             params[param.name] = param.choices[0]
             continue
-        middle = math.sqrt(param.low * param.high) if param.log else (param.low + param.high) / 2
+        low, high = param.bounds
+        middle = math.sqrt(low * high) if param.log else (low + high) / 2
         if param.step is not None:
-            middle = param.low + round((middle - param.low) / param.step) * param.step
-        params[param.name] = round(middle) if param.kind == "int" else min(middle, param.high)
+            middle = low + round((middle - low) / param.step) * param.step
+        params[param.name] = round(middle) if param.kind == "int" else min(middle, high)
     return params

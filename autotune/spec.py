@@ -12,9 +12,10 @@ import hashlib
 import json
 import os
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from autotune import data as data_module
 from autotune import models as models_module
@@ -118,7 +119,7 @@ class StudySpec:
     def task(self) -> str:
         return data_module.task_of(self.data)
 
-    def with_overrides(self, **overrides: Any) -> "StudySpec":
+    def with_overrides(self, **overrides: Any) -> StudySpec:
         """A copy with the given fields replaced (None leaves a field as it is), re-validated."""
         given = {k: v for k, v in overrides.items() if v is not None}
         if not given:
@@ -193,7 +194,7 @@ def from_dict(
         values[key] = value
     if "data" not in values:
         raise StudySpecError(
-            f"{source}: missing [data] table; add for example [data] source = \"circles\"."
+            f'{source}: missing [data] table; add for example [data] source = "circles".'
         )
     values["data"] = data_module.validate(values["data"], source)
     values["folder"] = os.path.normpath(
@@ -241,8 +242,7 @@ def from_dict(
     metric = values.setdefault("metric", next(iter(metrics)))
     if metric not in metrics:
         raise StudySpecError(
-            f"{source}: metric '{metric}' is not logged for {task}; allowed:"
-            f" {', '.join(metrics)}."
+            f"{source}: metric '{metric}' is not logged for {task}; allowed: {', '.join(metrics)}."
         )
     direction = values.setdefault("direction", metrics[metric])
     if direction not in DIRECTIONS:
@@ -251,7 +251,8 @@ def from_dict(
         )
     if direction != metrics[metric]:
         raise StudySpecError(
-            f"{source}: {metric} improves when it goes {'up' if metrics[metric] == 'maximize' else 'down'},"
+            f"{source}: {metric} improves when it goes"
+            f" {'up' if metrics[metric] == 'maximize' else 'down'},"
             f" so direction must be '{metrics[metric]}', not '{direction}'."
         )
 

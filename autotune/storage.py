@@ -12,8 +12,9 @@ import os
 import re
 import time
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from autotune.errors import StorageError
 
@@ -141,9 +142,7 @@ def open_storage(
             last_error = e
             time.sleep(0.2 * (attempt + 1))
     else:
-        raise StorageError(
-            f"Cannot set up storage {mask(url)}: {_first_line(last_error, url)}."
-        )
+        raise StorageError(f"Cannot set up storage {mask(url)}: {_first_line(last_error, url)}.")
     if is_sqlite(url):
         # WAL lets readers (the dashboard, `autotune show`) work while a worker writes; the
         # setting is kept in the database file.

@@ -58,7 +58,7 @@ def open_study(spec: StudySpec, url: str, *, sampler_seed: int | None = None) ->
             storage=storage,
             sampler=make_sampler(spec.sampler, sampler_seed, spec.sampler_options, spec.space),
             pruner=make_pruner(spec.pruner, spec.max_epochs, spec.pruner_options),
-            direction=spec.direction,
+            direction=spec.direction,  # type: ignore[arg-type]  # validated: maximize|minimize
             load_if_exists=True,
         )
     _check_objective(study, spec, url)
@@ -165,8 +165,15 @@ def summaries(url: str) -> list[tuple[str, Counts, Any, float | None, str]]:
         study = _study_of(store, summary.study_name)
         best = best_trial(study)
         target = summary.user_attrs.get(SPEC_ATTR, {}).get("n_trials", "?")
-        rows.append((summary.study_name, counts(study), target,
-                     None if best is None else best.value, summary.direction.name.lower()))
+        rows.append(
+            (
+                summary.study_name,
+                counts(study),
+                target,
+                None if best is None else best.value,
+                summary.direction.name.lower(),
+            )
+        )
     return sorted(rows, key=lambda row: row[0])
 
 
@@ -211,6 +218,10 @@ class Counts:
     def finished(self) -> int:
         """The trials that count toward the study's total: complete and pruned ones."""
         return self.complete + self.pruned
+
+    @property
+    def total(self) -> int:
+        return self.finished + self.failed + self.running + self.waiting
 
     def __str__(self) -> str:
         named = [(n, s) for s, n in sorted(vars(self).items()) if n]

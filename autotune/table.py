@@ -12,15 +12,18 @@ import csv
 import io
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from autotune.errors import AutotuneError
+
+if TYPE_CHECKING:
+    import optuna
 
 COLUMNS = ("number", "state", "value", "params", "epochs", "stop_reason", "seconds",
            "datetime_start", "datetime_complete", "duration")  # fmt: skip
 
 
-def rows(study: Any) -> list[dict[str, Any]]:
+def rows(study: optuna.Study) -> list[dict[str, Any]]:
     """The study's trials as plain rows, in trial order.
 
     Times are ISO 8601 strings; ``duration`` is in seconds; missing values are None.
@@ -69,12 +72,12 @@ def to_csv(table: list[dict[str, Any]]) -> str:
 FORMATS = {"csv": to_csv, "json": to_json}
 
 
-def render(study: Any, fmt: str) -> str:
+def render(study: optuna.Study, fmt: str) -> str:
     """The study's trials in ``fmt``, one of :data:`FORMATS`."""
     return FORMATS[fmt](rows(study))
 
 
-def write(study: Any, fmt: str, path: str | Path) -> int:
+def write(study: optuna.Study, fmt: str, path: str | Path) -> int:
     """Writes :func:`render`'s table to ``path`` and returns the number of trials written.
 
     Raises:

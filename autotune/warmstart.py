@@ -10,12 +10,16 @@ parameters that the target's space uses are queued.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any
 
 from autotune.errors import AutotuneError
 from autotune.space import Space, rejects
 from autotune.study import ranked
+
+if TYPE_CHECKING:
+    import optuna
 
 DEFAULT_TOP = 5
 
@@ -64,7 +68,7 @@ def _key(params: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
     return tuple(sorted((name, repr(value)) for name, value in params.items()))
 
 
-def _present(study: Any) -> set[tuple[tuple[str, str], ...]]:
+def _present(study: optuna.Study) -> set[tuple[tuple[str, str], ...]]:
     """The configurations the study holds: its trials' params, and queued trials' fixed params."""
     keys = set()
     for trial in study.get_trials(deepcopy=False):
@@ -74,7 +78,9 @@ def _present(study: Any) -> set[tuple[tuple[str, str], ...]]:
     return keys
 
 
-def warm_start(study: Any, space: Space, source: str, *, top: int = DEFAULT_TOP) -> WarmStart:
+def warm_start(
+    study: optuna.Study, space: Space, source: str, *, top: int = DEFAULT_TOP
+) -> WarmStart:
     """Queues the best ``top`` complete configurations of study ``source`` in ``study``.
 
     Args:

@@ -31,14 +31,22 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 FIXED = {
-    "batch_size": 32, "learning_rate": 0.01, "optimizer": "adam", "decay": "none",
-    "n_layers": 2, "units": 32, "activation": "relu", "dropout": 0.1, "batchnorm": False,
+    "batch_size": 32,
+    "learning_rate": 0.01,
+    "optimizer": "adam",
+    "decay": "none",
+    "n_layers": 2,
+    "units": 32,
+    "activation": "relu",
+    "dropout": 0.1,
+    "batchnorm": False,
 }
 EPOCHS = 20
 
@@ -77,10 +85,17 @@ def fixed_spec(name: str, epochs: int = EPOCHS) -> Any:
     from autotune.spec import from_dict
 
     # patience = epochs and no pruner: every trial trains exactly `epochs` epochs
-    return from_dict({
-        "name": name, "n_trials": 10**6, "max_epochs": epochs, "pruner": "none",
-        "data": {"source": "circles"}, "early_stopping": {"patience": epochs}, "space": FIXED,
-    })
+    return from_dict(
+        {
+            "name": name,
+            "n_trials": 10**6,
+            "max_epochs": epochs,
+            "pruner": "none",
+            "data": {"source": "circles"},
+            "early_stopping": {"patience": epochs},
+            "space": FIXED,
+        }
+    )
 
 
 def bare_fit(dataset: Any, epochs: int) -> float:
@@ -95,10 +110,19 @@ def bare_fit(dataset: Any, epochs: int) -> float:
         x = keras.layers.Dense(FIXED["units"], activation="relu")(x)
         x = keras.layers.Dropout(FIXED["dropout"])(x)
     model = keras.Model(inputs, keras.layers.Dense(dataset.n_outputs, activation="softmax")(x))
-    model.compile(optimizer=keras.optimizers.Adam(FIXED["learning_rate"]),
-                  loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-    model.fit(dataset.x_train, dataset.y_train, validation_data=(dataset.x_val, dataset.y_val),
-              batch_size=FIXED["batch_size"], epochs=epochs, verbose=0)
+    model.compile(
+        optimizer=keras.optimizers.Adam(FIXED["learning_rate"]),
+        loss="sparse_categorical_crossentropy",
+        metrics=["accuracy"],
+    )
+    model.fit(
+        dataset.x_train,
+        dataset.y_train,
+        validation_data=(dataset.x_val, dataset.y_val),
+        batch_size=FIXED["batch_size"],
+        epochs=epochs,
+        verbose=0,
+    )
     return time.perf_counter() - start
 
 
@@ -115,10 +139,16 @@ def overhead(repeats: int, folder: Path) -> tuple[list[str], dict[str, float]]:
     timer = PhaseTimer()
     # This study's own storage and sampler objects are timed; the trial seam times its phases.
     storage = study._storage
-    timer.instrument(storage, "storage", [n for n in dir(type(storage)) if not n.startswith("_")
-                                          and callable(getattr(storage, n))])
-    timer.instrument(study.sampler, "sampling",
-                     ["infer_relative_search_space", "sample_relative", "sample_independent"])
+    timer.instrument(
+        storage,
+        "storage",
+        [n for n in dir(type(storage)) if not n.startswith("_") and callable(getattr(storage, n))],
+    )
+    timer.instrument(
+        study.sampler,
+        "sampling",
+        ["infer_relative_search_space", "sample_relative", "sample_independent"],
+    )
     dataset = data.load(spec.data)
     bare_fit(dataset, 1)  # warm both paths up once
     study.optimize(objective, n_trials=1)
@@ -138,7 +168,7 @@ def overhead(repeats: int, folder: Path) -> tuple[list[str], dict[str, float]]:
             # the pruner's storage writes during fit are counted as storage
             seam["fit"] += seconds["fit"] - seconds["report"]
             bare_times.append(bare_fit(dataset, EPOCHS))
-    ratios = [t / b for t, b in zip(trial_times, bare_times)]
+    ratios = [t / b for t, b in zip(trial_times, bare_times, strict=False)]
     total = sum(trial_times)
     split = {phase: timer.totals.get(phase, 0.0) / repeats for phase in ("sampling", "storage")}
     split.update({phase: seconds / repeats for phase, seconds in seam.items()})
@@ -161,23 +191,30 @@ def startup(repeats: int, folder: Path) -> list[str]:
         times = []
         for _ in range(repeats):
             start = time.perf_counter()
-            subprocess.run([sys.executable, "-m", "autotune", *args], env=env, check=True,
-                           stdout=subprocess.DEVNULL)
+            subprocess.run(
+                [sys.executable, "-m", "autotune", *args],
+                env=env,
+                check=True,
+                stdout=subprocess.DEVNULL,
+            )
             times.append(time.perf_counter() - start)
-        lines.append(f"`autotune {' '.join(args)}`: median {statistics.median(times):.3f} s"
-                     f" (min {min(times):.3f}, {repeats} runs)")
+        lines.append(
+            f"`autotune {' '.join(args)}`: median {statistics.median(times):.3f} s"
+            f" (min {min(times):.3f}, {repeats} runs)"
+        )
     return lines
 
 
 def memory(trials: int, folder: Path) -> list[str]:
     """Runs in a child process, so that the RSS is one worker's alone."""
     code = (
-        "import sys, resource; sys.path.insert(0, %r)\n"
+        f"import sys, resource; sys.path.insert(0, {str(Path(__file__).parent)!r})\n"
         "from bench_overhead import memory_child\n"
-        "memory_child(%d, %r)\n" % (str(Path(__file__).parent), trials, str(folder))
+        f"memory_child({trials}, {str(folder)!r})\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True,
-                         text=True).stdout.split()
+    out = subprocess.run(
+        [sys.executable, "-c", code], check=True, capture_output=True, text=True
+    ).stdout.split()
     rss = [float(x) for x in out]
     warm = max(10, len(rss) // 10)
     xs = list(range(warm, len(rss)))
@@ -223,23 +260,42 @@ def main() -> None:
         folder = Path(name)
         fit_lines, split = overhead(args.repeats, folder)
         total = sum(split.values())
-        split_lines = [f"| {phase} | {seconds * 1000:.0f} | {seconds / total:.1%} |"
-                       for phase, seconds in split.items()]
+        split_lines = [
+            f"| {phase} | {seconds * 1000:.0f} | {seconds / total:.1%} |"
+            for phase, seconds in split.items()
+        ]
         start_lines = startup(args.repeats, folder)
         memory_lines = memory(args.memory_trials, folder)
     command = "python " + " ".join(shlex.quote(a) for a in sys.argv)
-    text = "\n".join([
-        "# Trial overhead, start-up and memory", "",
-        f"Machine: {os.cpu_count()} cores, {platform.platform()}, Python"
-        f" {platform.python_version()}.", "",
-        f"Command: `{command}`", "",
-        "## One trial against a bare model.fit", "",
-        *[f"- {line}" for line in fit_lines], "",
-        "## Where a trial's time goes (mean per trial)", "",
-        "| phase | ms | share |", "| --- | --- | --- |", *split_lines, "",
-        "## Start-up", "", *[f"- {line}" for line in start_lines], "",
-        "## Memory", "", *[f"- {line}" for line in memory_lines], "",
-    ])
+    text = "\n".join(
+        [
+            "# Trial overhead, start-up and memory",
+            "",
+            f"Machine: {os.cpu_count()} cores, {platform.platform()}, Python"
+            f" {platform.python_version()}.",
+            "",
+            f"Command: `{command}`",
+            "",
+            "## One trial against a bare model.fit",
+            "",
+            *[f"- {line}" for line in fit_lines],
+            "",
+            "## Where a trial's time goes (mean per trial)",
+            "",
+            "| phase | ms | share |",
+            "| --- | --- | --- |",
+            *split_lines,
+            "",
+            "## Start-up",
+            "",
+            *[f"- {line}" for line in start_lines],
+            "",
+            "## Memory",
+            "",
+            *[f"- {line}" for line in memory_lines],
+            "",
+        ]
+    )
     print(text)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(text)

@@ -44,9 +44,10 @@ import sys
 import tempfile
 import time
 import warnings
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -62,6 +63,7 @@ UNLIMITED = 10**6
 
 
 # --- shared by the methods (in the child process) -------------------------------------------
+
 
 def compiled_model(params: dict[str, Any], dataset: Any, max_epochs: int) -> tuple[Any, int]:
     """The MLP for ``params``, compiled as a user compiles it; returns it and its batch size.
@@ -86,7 +88,10 @@ def compiled_model(params: dict[str, Any], dataset: Any, max_epochs: int) -> tup
 def scores(model: Any, dataset: Any) -> dict[str, float]:
     """Accuracy on the validation and the test split."""
     out = {}
-    for split, x, y in (("val", dataset.x_val, dataset.y_val), ("test", dataset.x_test, dataset.y_test)):
+    for split, x, y in (
+        ("val", dataset.x_val, dataset.y_val),
+        ("test", dataset.x_test, dataset.y_test),
+    ):
         out[split] = float(model.evaluate(x, y, verbose=0, return_dict=True)["accuracy"])
     return out
 
@@ -128,16 +133,18 @@ def optuna_trials(study: Any, t0: datetime) -> list[dict[str, Any]]:
         attrs = t.user_attrs
         state = "cut" if attrs.get("cut") else t.state.name.lower()
         value = t.value if t.state.name == "COMPLETE" else None
-        out.append({
-            "id": t.number,
-            "t": (t.datetime_complete - t0).total_seconds(),
-            "state": state,
-            "value": value,
-            # The best epoch's value: autotune's and KerasTuner's own score of a trial.
-            "best_epoch_value": attrs.get("best_epoch_value", value),
-            "epochs": int(attrs.get("epochs", 0)),
-            "params": t.params,
-        })
+        out.append(
+            {
+                "id": t.number,
+                "t": (t.datetime_complete - t0).total_seconds(),
+                "state": state,
+                "value": value,
+                # The best epoch's value: autotune's and KerasTuner's own score of a trial.
+                "best_epoch_value": attrs.get("best_epoch_value", value),
+                "epochs": int(attrs.get("epochs", 0)),
+                "params": t.params,
+            }
+        )
     return out
 
 
@@ -147,14 +154,21 @@ def best_within(trials: list[dict[str, Any]], budget: float) -> dict[str, Any] |
     return max(complete, key=lambda t: t["value"]) if complete else None
 
 
-def run_autotune(name: str, spec: Any, dataset: Any, seed: int, budget: float,
-                 folder: Path) -> dict[str, Any]:
+def run_autotune(
+    name: str, spec: Any, dataset: Any, seed: int, budget: float, folder: Path
+) -> dict[str, Any]:
     import autotune
     from autotune import best as best_module
 
     t0 = datetime.now()
-    study = autotune.run(spec, storage=f"sqlite:///{folder / 'search.db'}", timeout=budget,
-                         n_trials=UNLIMITED, seed=seed, echo=None)
+    study = autotune.run(
+        spec,
+        storage=f"sqlite:///{folder / 'search.db'}",
+        timeout=budget,
+        n_trials=UNLIMITED,
+        seed=seed,
+        echo=None,
+    )
     wall = (datetime.now() - t0).total_seconds()
     trials = optuna_trials(study, t0)
     best = best_within(trials, budget)
@@ -162,14 +176,18 @@ def run_autotune(name: str, spec: Any, dataset: Any, seed: int, budget: float,
     if best is not None:
         # autotune's own retrain: the best trial's params, seed and schedule, for its best epoch.
         model = best_module.retrain(study, study.trials[best["id"]])
-        result["best"] = {**best, "trained_epochs": model.epochs,
-                          "retrain_val": model.validation["accuracy"],
-                          "test": model.test["accuracy"]}
+        result["best"] = {
+            **best,
+            "trained_epochs": model.epochs,
+            "retrain_val": model.validation["accuracy"],
+            "test": model.test["accuracy"],
+        }
     return result
 
 
-def run_plain(name: str, spec: Any, dataset: Any, seed: int, budget: float,
-              folder: Path) -> dict[str, Any]:
+def run_plain(
+    name: str, spec: Any, dataset: Any, seed: int, budget: float, folder: Path
+) -> dict[str, Any]:
     import keras
     import optuna
 
@@ -184,10 +202,15 @@ def run_plain(name: str, spec: Any, dataset: Any, seed: int, budget: float,
         keras.backend.clear_session()
         keras.utils.set_random_seed(trial_seed(seed, number))
         model, batch_size = compiled_model(params, dataset, max_epochs)
-        history = model.fit(dataset.x_train, dataset.y_train,
-                            validation_data=(dataset.x_val, dataset.y_val),
-                            epochs=max_epochs, batch_size=batch_size, verbose=0,
-                            callbacks=callbacks)
+        history = model.fit(
+            dataset.x_train,
+            dataset.y_train,
+            validation_data=(dataset.x_val, dataset.y_val),
+            epochs=max_epochs,
+            batch_size=batch_size,
+            verbose=0,
+            callbacks=callbacks,
+        )
         return model, history.history["val_accuracy"]
 
     def objective(trial: Any) -> float:
@@ -243,15 +266,22 @@ def kerastuner_space(space: Any, hp: Any) -> dict[str, Any]:
             value = hp.Choice(param.name, list(param.choices), **condition)
         else:
             kind = hp.Int if param.kind == "int" else hp.Float
-            value = kind(param.name, param.low, param.high, step=param.step,
-                         sampling="log" if param.log else "linear", **condition)
+            value = kind(
+                param.name,
+                param.low,
+                param.high,
+                step=param.step,
+                sampling="log" if param.log else "linear",
+                **condition,
+            )
         if value is not None:
             params[param.name] = value
     return params
 
 
-def run_kerastuner(name: str, spec: Any, dataset: Any, seed: int, budget: float,
-                   folder: Path) -> dict[str, Any]:
+def run_kerastuner(
+    name: str, spec: Any, dataset: Any, seed: int, budget: float, folder: Path
+) -> dict[str, Any]:
     import keras
     import keras_tuner
 
@@ -282,16 +312,18 @@ def run_kerastuner(name: str, spec: Any, dataset: Any, seed: int, budget: float,
             values = ended.hyperparameters.values
             complete = ended.status == "COMPLETED" and ended.score is not None
             after = time.monotonic() >= deadline
-            trials.append({
-                "id": ended.trial_id,
-                "t": (datetime.now() - t0).total_seconds(),
-                "state": ("cut" if after else "complete") if complete else "failed",
-                "value": float(ended.score) if complete else None,
-                "best_epoch_value": float(ended.score) if complete else None,
-                "epochs": _EPOCHS[0] - self._epochs_before,
-                "params": {k: v for k, v in values.items() if not k.startswith("tuner/")},
-                "round": values.get("tuner/round", 0),
-            })
+            trials.append(
+                {
+                    "id": ended.trial_id,
+                    "t": (datetime.now() - t0).total_seconds(),
+                    "state": ("cut" if after else "complete") if complete else "failed",
+                    "value": float(ended.score) if complete else None,
+                    "best_epoch_value": float(ended.score) if complete else None,
+                    "epochs": _EPOCHS[0] - self._epochs_before,
+                    "params": {k: v for k, v in values.items() if not k.startswith("tuner/")},
+                    "round": values.get("tuner/round", 0),
+                }
+            )
             if after:
                 # The oracle stops the search when it holds max_trials trials.
                 self.oracle.max_trials = len(self.oracle.trials)
@@ -299,12 +331,23 @@ def run_kerastuner(name: str, spec: Any, dataset: Any, seed: int, budget: float,
     t0 = datetime.now()
     deadline = time.monotonic() + budget
     tuner = BudgetedHyperband(
-        MLP(), objective="val_accuracy", max_epochs=spec.max_epochs, factor=3,
-        hyperband_iterations=UNLIMITED, seed=seed, directory=str(folder), project_name="kt",
+        MLP(),
+        objective="val_accuracy",
+        max_epochs=spec.max_epochs,
+        factor=3,
+        hyperband_iterations=UNLIMITED,
+        seed=seed,
+        directory=str(folder),
+        project_name="kt",
         overwrite=True,
     )
-    tuner.search(dataset.x_train, dataset.y_train, validation_data=(dataset.x_val, dataset.y_val),
-                 callbacks=[budget_callback(deadline)], verbose=0)
+    tuner.search(
+        dataset.x_train,
+        dataset.y_train,
+        validation_data=(dataset.x_val, dataset.y_val),
+        callbacks=[budget_callback(deadline)],
+        verbose=0,
+    )
     wall = (datetime.now() - t0).total_seconds()
     best = best_within(trials, budget)
     result: dict[str, Any] = {"trials": trials, "wall": wall, "best": None}
@@ -328,8 +371,14 @@ def split_fingerprint(dataset: Any) -> str:
     import hashlib
 
     digest = hashlib.sha256()
-    for array in (dataset.x_train, dataset.y_train, dataset.x_val, dataset.y_val,
-                  dataset.x_test, dataset.y_test):
+    for array in (
+        dataset.x_train,
+        dataset.y_train,
+        dataset.x_val,
+        dataset.y_val,
+        dataset.x_test,
+        dataset.y_test,
+    ):
         digest.update(array.tobytes())
     return digest.hexdigest()[:12]
 
@@ -349,25 +398,49 @@ def child(method: str, dataset_name: str, seed: int, budget: float, result_path:
     dataset = data.load(spec.data)
     with tempfile.TemporaryDirectory() as folder:
         result = METHODS[method](method, spec, dataset, seed, budget, Path(folder))
-    result.update(method=method, dataset=dataset_name, seed=seed, budget=budget,
-                  max_epochs=spec.max_epochs, split=split_fingerprint(dataset),
-                  sizes=dataset.sizes(), epochs_counted=_EPOCHS[0])
+    result.update(
+        method=method,
+        dataset=dataset_name,
+        seed=seed,
+        budget=budget,
+        max_epochs=spec.max_epochs,
+        split=split_fingerprint(dataset),
+        sizes=dataset.sizes(),
+        epochs_counted=_EPOCHS[0],
+    )
     result_path.write_text(json.dumps(result))
 
 
 # --- the parent: runs, figures, report ------------------------------------------------------
 
+
 def one_run(method: str, dataset: str, seed: int, budget: float, folder: Path) -> dict[str, Any]:
     path = folder / f"{dataset}-{seed}-{method}.json"
-    command = [sys.executable, __file__, "--child", method, dataset, str(seed),
-               "--budget", str(budget), "--result", str(path)]
+    command = [
+        sys.executable,
+        __file__,
+        "--child",
+        method,
+        dataset,
+        str(seed),
+        "--budget",
+        str(budget),
+        "--result",
+        str(path),
+    ]
     start = time.perf_counter()
     # A failed run is recorded as failed; the other runs go on.
     done = subprocess.run(command, stdout=subprocess.DEVNULL, check=False)
     seconds = time.perf_counter() - start
     if done.returncode != 0 or not path.exists():
-        return {"method": method, "dataset": dataset, "seed": seed, "budget": budget,
-                "error": f"exit code {done.returncode}", "process_seconds": seconds}
+        return {
+            "method": method,
+            "dataset": dataset,
+            "seed": seed,
+            "budget": budget,
+            "error": f"exit code {done.returncode}",
+            "process_seconds": seconds,
+        }
     result = json.loads(path.read_text())
     result["process_seconds"] = seconds
     return result
@@ -424,8 +497,9 @@ def fmt_time(seconds: float | None) -> str:
     return "not reached" if math.isinf(seconds) else f"{seconds:.1f}"
 
 
-def summary_rows(runs: list[dict[str, Any]], datasets: list[str], methods: list[str]
-                 ) -> tuple[list[str], dict[tuple[str, str], dict[str, Any]]]:
+def summary_rows(
+    runs: list[dict[str, Any]], datasets: list[str], methods: list[str]
+) -> tuple[list[str], dict[tuple[str, str], dict[str, Any]]]:
     lines = [
         "| data set (target) | method | best val acc at budget | test acc of that config"
         " | time to target (s) | reached | trials | epochs |",
@@ -469,8 +543,12 @@ def _accuracy(value: float | None) -> float | None:
     return None if value is None else round(value, 4)
 
 
-def claim_lines(runs: list[dict[str, Any]], medians: dict[tuple[str, str], dict[str, Any]],
-                datasets: list[str], methods: list[str]) -> list[str]:
+def claim_lines(
+    runs: list[dict[str, Any]],
+    medians: dict[tuple[str, str], dict[str, Any]],
+    datasets: list[str],
+    methods: list[str],
+) -> list[str]:
     """The issue's targets, on the medians and seed by seed: autotune reaches the target
     validation accuracy in at most half the time of each other method, and its test accuracy
     is not below theirs."""
@@ -495,8 +573,11 @@ def claim_lines(runs: list[dict[str, Any]], medians: dict[tuple[str, str], dict[
             test_ok = not_below(mine["test"], theirs["test"])
             pairs = [(by.get((dataset, "autotune", s)), by.get((dataset, other, s))) for s in seeds]
             pairs = [(a, o) for a, o in pairs if a and o and "error" not in a and "error" not in o]
-            details = [f"{fmt_time(a['t_target'])} vs {fmt_time(o['t_target'])} s,"
-                       f" test {fmt(a['test'])} vs {fmt(o['test'])}" for a, o in pairs]
+            details = [
+                f"{fmt_time(a['t_target'])} vs {fmt_time(o['t_target'])} s,"
+                f" test {fmt(a['test'])} vs {fmt(o['test'])}"
+                for a, o in pairs
+            ]
             lines.append(
                 f"- {dataset}, autotune vs {other}: medians {fmt_time(mine['t_target'])} vs"
                 f" {fmt_time(theirs['t_target'])} s to target, {'met' if time_ok else 'NOT met'};"
@@ -509,10 +590,15 @@ def claim_lines(runs: list[dict[str, Any]], medians: dict[tuple[str, str], dict[
     return lines
 
 
-def loss_lines(runs: list[dict[str, Any]], medians: dict[tuple[str, str], dict[str, Any]],
-               datasets: list[str], methods: list[str]) -> list[str]:
+def loss_lines(
+    runs: list[dict[str, Any]],
+    medians: dict[tuple[str, str], dict[str, Any]],
+    datasets: list[str],
+    methods: list[str],
+) -> list[str]:
     """Every median, then every seed, in which another method beats autotune (on the figures
     as the report rounds them)."""
+
     def worse(mine: dict[str, Any], theirs: dict[str, Any]) -> list[str]:
         found = []
         for key, label in (("best_val", "best val acc"), ("test", "test acc")):
@@ -520,8 +606,9 @@ def loss_lines(runs: list[dict[str, Any]], medians: dict[tuple[str, str], dict[s
             if a is not None and b is not None and b > a:
                 found.append(f"{label} {fmt(b)} vs {fmt(a)}")
         if _seconds(theirs["t_target"]) < _seconds(mine["t_target"]):
-            found.append(f"time to target {fmt_time(theirs['t_target'])} vs"
-                         f" {fmt_time(mine['t_target'])} s")
+            found.append(
+                f"time to target {fmt_time(theirs['t_target'])} vs {fmt_time(mine['t_target'])} s"
+            )
         return found
 
     lines = ["On the medians:", ""]
@@ -529,8 +616,9 @@ def loss_lines(runs: list[dict[str, Any]], medians: dict[tuple[str, str], dict[s
         for other in methods:
             mine, theirs = medians.get((dataset, "autotune")), medians.get((dataset, other))
             if other != "autotune" and mine and theirs and worse(mine, theirs):
-                lines.append(f"- {dataset}: {other} beats autotune on"
-                             f" {'; '.join(worse(mine, theirs))}.")
+                lines.append(
+                    f"- {dataset}: {other} beats autotune on {'; '.join(worse(mine, theirs))}."
+                )
     if len(lines) == 2:
         lines.append("- nowhere.")
     lines += ["", "Seed by seed (the other method's figure first):", ""]
@@ -544,15 +632,18 @@ def loss_lines(runs: list[dict[str, Any]], medians: dict[tuple[str, str], dict[s
             for other in methods:
                 theirs = by.get((dataset, other, seed))
                 if other != "autotune" and theirs and "error" not in theirs and worse(mine, theirs):
-                    lines.append(f"- {dataset} seed {seed}: {other} beats autotune on"
-                                 f" {'; '.join(worse(mine, theirs))}.")
+                    lines.append(
+                        f"- {dataset} seed {seed}: {other} beats autotune on"
+                        f" {'; '.join(worse(mine, theirs))}."
+                    )
     if len(lines) == before:
         lines.append("- nowhere.")
     return lines
 
 
-def sensitivity_lines(medians: dict[tuple[str, str], dict[str, Any]], datasets: list[str]
-                      ) -> list[str]:
+def sensitivity_lines(
+    medians: dict[tuple[str, str], dict[str, Any]], datasets: list[str]
+) -> list[str]:
     lines = [
         "| data set | method | time to target, final-epoch value (s) | time to target,"
         " best-epoch value (s) |",
@@ -562,13 +653,14 @@ def sensitivity_lines(medians: dict[tuple[str, str], dict[str, Any]], datasets: 
         for method in ("optuna", "random"):
             m = medians.get((dataset, method))
             if m:
-                lines.append(f"| {dataset} | {method} | {fmt_time(m['t_target'])}"
-                             f" | {fmt_time(m['t_target_best_epoch'])} |")
+                lines.append(
+                    f"| {dataset} | {method} | {fmt_time(m['t_target'])}"
+                    f" | {fmt_time(m['t_target_best_epoch'])} |"
+                )
     return lines
 
 
-def cost_lines(runs: list[dict[str, Any]], datasets: list[str], methods: list[str]
-               ) -> list[str]:
+def cost_lines(runs: list[dict[str, Any]], datasets: list[str], methods: list[str]) -> list[str]:
     """Where the time goes: seconds per trial and per epoch, and what a trial of at most two
     epochs costs (its fixed cost: build, compile, tracing, storage), pooled over seeds.
 
@@ -583,14 +675,18 @@ def cost_lines(runs: list[dict[str, Any]], datasets: list[str], methods: list[st
     ]
     for dataset in datasets:
         for method in methods:
-            chosen = [r for r in runs if r["dataset"] == dataset and r["method"] == method
-                      and "error" not in r]
+            chosen = [
+                r
+                for r in runs
+                if r["dataset"] == dataset and r["method"] == method and "error" not in r
+            ]
             if not chosen:
                 continue
             durations, short, per_epoch = [], [], []
             for run in chosen:
-                within = sorted((t for t in run["trials"] if t["t"] <= run["budget"]),
-                                key=lambda t: t["t"])
+                within = sorted(
+                    (t for t in run["trials"] if t["t"] <= run["budget"]), key=lambda t: t["t"]
+                )
                 epochs = sum(t["epochs"] for t in within)
                 if epochs:
                     per_epoch.append(run["budget"] / epochs)
@@ -626,15 +722,20 @@ def raw_lines(runs: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
-COLORS = {"autotune": "tab:blue", "optuna": "tab:orange", "random": "tab:green",
-          "kerastuner": "tab:red"}
+COLORS = {
+    "autotune": "tab:blue",
+    "optuna": "tab:orange",
+    "random": "tab:green",
+    "kerastuner": "tab:red",
+}
 # optuna and random often draw the same configurations (TPE starts with random trials), so one
 # of them is dashed and both stay visible.
 STYLES = {"optuna": "--"}
 
 
-def plot(runs: list[dict[str, Any]], datasets: list[str], methods: list[str], budget: float,
-         path: Path) -> None:
+def plot(
+    runs: list[dict[str, Any]], datasets: list[str], methods: list[str], budget: float, path: Path
+) -> None:
     """Best-so-far validation accuracy against time: one panel per data set, every seed thin,
     the median over seeds thick (drawn where every seed has a finished trial)."""
     import matplotlib
@@ -647,18 +748,21 @@ def plot(runs: list[dict[str, Any]], datasets: list[str], methods: list[str], bu
     rows = math.ceil(len(datasets) / columns)
     fig, axes = plt.subplots(rows, columns, figsize=(6 * columns, 4 * rows), squeeze=False)
     grid = np.linspace(0, budget, 400)
-    for ax, dataset in zip(axes.flat, datasets):
+    for ax, dataset in zip(axes.flat, datasets, strict=False):
         target = TARGETS[dataset]
         for method in methods:
-            chosen = [r for r in runs if r["dataset"] == dataset and r["method"] == method
-                      and "error" not in r]
+            chosen = [
+                r
+                for r in runs
+                if r["dataset"] == dataset and r["method"] == method and "error" not in r
+            ]
             series = []
             for run in chosen:
                 points = curve(run)
                 if not points:
                     series.append(np.full(len(grid), np.nan))
                     continue
-                times, values = zip(*points)
+                times, values = zip(*points, strict=False)
                 xs = [*times, budget]
                 ys = [*values, values[-1]]
                 ax.step(xs, ys, where="post", color=COLORS.get(method), alpha=0.25, lw=1)
@@ -667,22 +771,30 @@ def plot(runs: list[dict[str, Any]], datasets: list[str], methods: list[str], bu
             if series:
                 stacked = np.array(series)
                 med = np.median(stacked, axis=0)  # NaN until every seed has a value
-                ax.plot(grid, med, color=COLORS.get(method), ls=STYLES.get(method, "-"), lw=2.2,
-                        label=method, zorder=3 if method in STYLES else 2)
+                ax.plot(
+                    grid,
+                    med,
+                    color=COLORS.get(method),
+                    ls=STYLES.get(method, "-"),
+                    lw=2.2,
+                    label=method,
+                    zorder=3 if method in STYLES else 2,
+                )
         ax.axhline(target, color="gray", ls="--", lw=1)
-        ax.text(budget * 0.01, target, f" target {target}", va="bottom", fontsize=8,
-                color="gray")
+        ax.text(budget * 0.01, target, f" target {target}", va="bottom", fontsize=8, color="gray")
         ax.set_ylim(target - 0.10, 1.005)
         ax.set_xlim(0, budget)
         ax.set_title(dataset)
         ax.set_xlabel("wall time (s)")
         ax.set_ylabel("best validation accuracy so far")
         ax.grid(alpha=0.3)
-    for ax in list(axes.flat)[len(datasets):]:
+    for ax in list(axes.flat)[len(datasets) :]:
         ax.axis("off")
     axes.flat[0].legend(loc="lower right")
-    fig.suptitle(f"Best-so-far validation accuracy, {budget:g} s per run\n"
-                 "thin: each seed; thick: median over seeds")
+    fig.suptitle(
+        f"Best-so-far validation accuracy, {budget:g} s per run\n"
+        "thin: each seed; thick: median over seeds"
+    )
     fig.tight_layout()
     fig.savefig(path, dpi=110)
 
@@ -691,21 +803,29 @@ def versions() -> str:
     from autotune.versions import versions as of
 
     found = of(("autotune", "optuna", "tensorflow", "keras", "keras-tuner"))
-    return ", ".join(f"{package} {version}" for package, version in found.items()
-                     if package != "python")
+    return ", ".join(
+        f"{package} {version}" for package, version in found.items() if package != "python"
+    )
 
 
-def report(runs: list[dict[str, Any]], meta: dict[str, Any], notes: str = "",
-           rewritten: str = "") -> str:
+def report(
+    runs: list[dict[str, Any]], meta: dict[str, Any], notes: str = "", rewritten: str = ""
+) -> str:
     """The markdown report; ``notes`` (markdown) goes after the automatic list of losses."""
     datasets, methods, budget = meta["datasets"], meta["methods"], meta["budget"]
     table, medians = summary_rows(runs, datasets, methods)
-    splits = {d: sorted({r["split"] for r in runs if r["dataset"] == d and "split" in r})
-              for d in datasets}
-    sizes = {d: next((r["sizes"] for r in runs if r["dataset"] == d and "sizes" in r), {})
-             for d in datasets}
-    max_epochs = {d: next((r["max_epochs"] for r in runs if r["dataset"] == d and "max_epochs" in r), "?")
-                  for d in datasets}
+    splits = {
+        d: sorted({r["split"] for r in runs if r["dataset"] == d and "split" in r})
+        for d in datasets
+    }
+    sizes = {
+        d: next((r["sizes"] for r in runs if r["dataset"] == d and "sizes" in r), {})
+        for d in datasets
+    }
+    max_epochs = {
+        d: next((r["max_epochs"] for r in runs if r["dataset"] == d and "max_epochs" in r), "?")
+        for d in datasets
+    }
     data_lines = [
         f"- {d}: max_epochs {max_epochs[d]}, split train/val/test"
         f" {'/'.join(str(n) for n in sizes[d].values())}, target {TARGETS[d]},"
@@ -713,117 +833,165 @@ def report(runs: list[dict[str, Any]], meta: dict[str, Any], notes: str = "",
         + (" (the same for every run)" if len(splits[d]) == 1 else " (DIFFERS between runs)")
         for d in datasets
     ]
-    text = "\n".join([
-        "# Search quality: autotune against plain Optuna, random search and KerasTuner", "",
-        f"Each run searches one shipped MLP study for {budget:g} s of wall time. Medians over"
-        f" {meta['n_seeds']} seeds per data set; the methods of one (data set, seed) ran back to"
-        " back, each in a fresh process, in an order rotated per seed.", "",
-        f"Command: `{meta['command']}`", "",
-        *([f"Report rewritten from the saved runs (same figures) with `{rewritten}`.", ""]
-          if rewritten else []),
-        f"Machine: {meta['machine']}.", "",
-        f"Versions: {meta['versions']}.", "",
-        f"Started {meta['started']}, took {meta['minutes']:.0f} min.", "",
-        "## Results (medians over seeds)", "",
-        *table, "",
-        "- *best val acc at budget*: the best trial value among trials finished within the"
-        " budget, as each method scores a trial (see below).",
-        "- *test acc of that config*: the best configuration found within the budget, scored"
-        " once on the held-out test split (how, per method, below).",
-        "- *time to target*: wall time from the start of the search until the first finished"
-        " trial whose value reaches the target; the median counts a seed that never reached it as"
-        " infinite, so \"not reached\" means at most half the seeds reached it.",
-        "- *trials*: trials finished within the budget (autotune: complete and pruned;"
-        " KerasTuner: each Hyperband round of a configuration counts as a trial, as KerasTuner"
-        " counts them). *epochs*: epochs of those trials.", "",
-        "![best-so-far validation accuracy against time](search.png)", "",
-        "## The issue's targets", "",
-        "autotune reaches the target validation accuracy in at most half the time of the plain"
-        " Optuna script and of KerasTuner's Hyperband on moons and digits, and its held-out test"
-        " accuracy at the budget is not below theirs. On the medians, then seed by seed (autotune's"
-        " figure first):", "",
-        *claim_lines(runs, medians, datasets, methods), "",
-        "## Where autotune loses", "",
-        *loss_lines(runs, medians, datasets, methods), "",
-        *([notes, ""] if notes else []),
-        "## How the methods ran", "",
-        "Same for all: the study's `[data]` table loaded by `autotune.data.load` (the same"
-        " train/validation/test arrays for every method, split with the study's fixed data seed;"
-        " the run's seed seeds only the samplers, tuners and weights), the MLP family's default"
-        " space from the shipped study (`spec.space`), the study's `max_epochs`, the same"
-        " budget. Every run is a fresh process that imports TensorFlow and loads the data before"
-        " its clock starts; the clock then covers everything the method does (creating the"
-        " study or tuner, building, training, storage). A trial counts only if it finished within"
-        " the budget.", "",
-        "- **autotune**: `autotune.run(spec, storage=<fresh SQLite file>, timeout=budget,"
-        " n_trials=10**6, seed=seed, echo=None)`: the study's TPE sampler, Hyperband pruner"
-        " (1 to max_epochs, factor 3) and early stopping (patience 10, best weights restored). A"
-        " trial's value is its best epoch's validation accuracy. autotune starts no trial after"
-        " the timeout and lets the running one finish; that trial finishes after the budget and"
-        " does not count. Test: `autotune.best.retrain` of the best trial finished within the budget"
-        " (the best trial retrained on train with its seed and schedule for its best epoch's"
-        " count, as `autotune best` does), scored on test.",
-        "- **optuna**: the textbook script: `optuna.create_study(direction=\"maximize\","
-        " sampler=TPESampler(seed=seed))` (in memory), no pruner, `study.optimize(objective,"
-        " timeout=budget)`; the objective samples with `autotune.space.sample`, builds with"
-        " `autotune.models.FAMILIES[\"mlp\"].build`, compiles with"
-        " `autotune.optimizers.make_optimizer` (same decay schedules) and sparse categorical"
-        " cross-entropy, and runs `model.fit(x_train, y_train, validation_data=(x_val, y_val),"
-        " epochs=max_epochs, batch_size=...)` on the NumPy arrays; the value is the final"
-        " epoch's `val_accuracy`. Each trial seeds its weights with `keras.utils.set_random_seed`."
-        " A callback that only acts after the budget stops the running trial's training then"
-        " (it would not count anyway), to keep the benchmark short. Test: the best trial"
-        " retrained by the same code (same seed, same epochs), scored on test.",
-        "- **random**: the same script with `RandomSampler(seed=seed)`.",
-        "- **kerastuner**: `keras_tuner.Hyperband(hypermodel, objective=\"val_accuracy\","
-        " max_epochs=max_epochs, factor=3, hyperband_iterations=10**6, seed=seed)`;"
-        " the hypermodel declares the same space on KerasTuner's `hp` (`Float`/`Int` with"
-        " `sampling=\"log\"` where autotune's range is log, `Choice`, `Boolean` for batchnorm,"
-        " the conditional parameters through `parent_name`/`parent_values`), builds and compiles"
-        " the model with the same builder and optimizer factory, and its `fit` passes the"
-        " sampled `batch_size`. `tuner.search(x_train, y_train, validation_data=(x_val, y_val),"
-        " callbacks=[...])` on the arrays. KerasTuner has no timeout: a callback sets"
-        " `model.stop_training` once the budget is spent, and the tuner's `on_trial_end` then"
-        " sets the oracle's `max_trials` to the trials it holds, so the oracle stops the search."
-        " A trial's value is KerasTuner's score, its best epoch's `val_accuracy`. Test: the"
-        " tuner's own best model of that trial (`tuner.load_model`: the weights KerasTuner saved"
-        " at the trial's best epoch), scored on test.", "",
-        "Data sets:", "", *data_lines, "",
-        "## How much comes from scoring a trial by its best epoch", "",
-        "autotune and KerasTuner score a trial by its best epoch; the textbook script by its"
-        " last. The plain scripts' time to target, median, under both scorings:", "",
-        *sensitivity_lines(medians, datasets), "",
-        "## Where the time goes", "",
-        "A trial's duration is the time since the previous trial finished (one worker), the"
-        " first trial of each run left out; medians pooled over seeds. *s per epoch* is the"
-        " budget over the epochs of the trials that finished within it, so it includes every"
-        " per-trial cost.", "",
-        *cost_lines(runs, datasets, methods), "",
-        "## Every run", "",
-        "*retrained val acc*: the validation accuracy of the model that was scored on test (for"
-        " autotune and the plain scripts a retrained one, so it shows how well the retrain"
-        " reproduces the trial). *search wall*: from the start of the search to its end,"
-        " including the trial that was running at the budget.", "",
-        *raw_lines(runs), "",
-    ])
+    text = "\n".join(
+        [
+            "# Search quality: autotune against plain Optuna, random search and KerasTuner",
+            "",
+            f"Each run searches one shipped MLP study for {budget:g} s of wall time. Medians over"
+            f" {meta['n_seeds']} seeds per data set; the methods of one (data set, seed) ran back to"
+            " back, each in a fresh process, in an order rotated per seed.",
+            "",
+            f"Command: `{meta['command']}`",
+            "",
+            *(
+                [f"Report rewritten from the saved runs (same figures) with `{rewritten}`.", ""]
+                if rewritten
+                else []
+            ),
+            f"Machine: {meta['machine']}.",
+            "",
+            f"Versions: {meta['versions']}.",
+            "",
+            f"Started {meta['started']}, took {meta['minutes']:.0f} min.",
+            "",
+            "## Results (medians over seeds)",
+            "",
+            *table,
+            "",
+            "- *best val acc at budget*: the best trial value among trials finished within the"
+            " budget, as each method scores a trial (see below).",
+            "- *test acc of that config*: the best configuration found within the budget, scored"
+            " once on the held-out test split (how, per method, below).",
+            "- *time to target*: wall time from the start of the search until the first finished"
+            " trial whose value reaches the target; the median counts a seed that never reached it as"
+            ' infinite, so "not reached" means at most half the seeds reached it.',
+            "- *trials*: trials finished within the budget (autotune: complete and pruned;"
+            " KerasTuner: each Hyperband round of a configuration counts as a trial, as KerasTuner"
+            " counts them). *epochs*: epochs of those trials.",
+            "",
+            "![best-so-far validation accuracy against time](search.png)",
+            "",
+            "## The issue's targets",
+            "",
+            "autotune reaches the target validation accuracy in at most half the time of the plain"
+            " Optuna script and of KerasTuner's Hyperband on moons and digits, and its held-out test"
+            " accuracy at the budget is not below theirs. On the medians, then seed by seed (autotune's"
+            " figure first):",
+            "",
+            *claim_lines(runs, medians, datasets, methods),
+            "",
+            "## Where autotune loses",
+            "",
+            *loss_lines(runs, medians, datasets, methods),
+            "",
+            *([notes, ""] if notes else []),
+            "## How the methods ran",
+            "",
+            "Same for all: the study's `[data]` table loaded by `autotune.data.load` (the same"
+            " train/validation/test arrays for every method, split with the study's fixed data seed;"
+            " the run's seed seeds only the samplers, tuners and weights), the MLP family's default"
+            " space from the shipped study (`spec.space`), the study's `max_epochs`, the same"
+            " budget. Every run is a fresh process that imports TensorFlow and loads the data before"
+            " its clock starts; the clock then covers everything the method does (creating the"
+            " study or tuner, building, training, storage). A trial counts only if it finished within"
+            " the budget.",
+            "",
+            "- **autotune**: `autotune.run(spec, storage=<fresh SQLite file>, timeout=budget,"
+            " n_trials=10**6, seed=seed, echo=None)`: the study's TPE sampler, Hyperband pruner"
+            " (1 to max_epochs, factor 3) and early stopping (patience 10, best weights restored). A"
+            " trial's value is its best epoch's validation accuracy. autotune starts no trial after"
+            " the timeout and lets the running one finish; that trial finishes after the budget and"
+            " does not count. Test: `autotune.best.retrain` of the best trial finished within the budget"
+            " (the best trial retrained on train with its seed and schedule for its best epoch's"
+            " count, as `autotune best` does), scored on test.",
+            '- **optuna**: the textbook script: `optuna.create_study(direction="maximize",'
+            " sampler=TPESampler(seed=seed))` (in memory), no pruner, `study.optimize(objective,"
+            " timeout=budget)`; the objective samples with `autotune.space.sample`, builds with"
+            ' `autotune.models.FAMILIES["mlp"].build`, compiles with'
+            " `autotune.optimizers.make_optimizer` (same decay schedules) and sparse categorical"
+            " cross-entropy, and runs `model.fit(x_train, y_train, validation_data=(x_val, y_val),"
+            " epochs=max_epochs, batch_size=...)` on the NumPy arrays; the value is the final"
+            " epoch's `val_accuracy`. Each trial seeds its weights with `keras.utils.set_random_seed`."
+            " A callback that only acts after the budget stops the running trial's training then"
+            " (it would not count anyway), to keep the benchmark short. Test: the best trial"
+            " retrained by the same code (same seed, same epochs), scored on test.",
+            "- **random**: the same script with `RandomSampler(seed=seed)`.",
+            '- **kerastuner**: `keras_tuner.Hyperband(hypermodel, objective="val_accuracy",'
+            " max_epochs=max_epochs, factor=3, hyperband_iterations=10**6, seed=seed)`;"
+            " the hypermodel declares the same space on KerasTuner's `hp` (`Float`/`Int` with"
+            ' `sampling="log"` where autotune\'s range is log, `Choice`, `Boolean` for batchnorm,'
+            " the conditional parameters through `parent_name`/`parent_values`), builds and compiles"
+            " the model with the same builder and optimizer factory, and its `fit` passes the"
+            " sampled `batch_size`. `tuner.search(x_train, y_train, validation_data=(x_val, y_val),"
+            " callbacks=[...])` on the arrays. KerasTuner has no timeout: a callback sets"
+            " `model.stop_training` once the budget is spent, and the tuner's `on_trial_end` then"
+            " sets the oracle's `max_trials` to the trials it holds, so the oracle stops the search."
+            " A trial's value is KerasTuner's score, its best epoch's `val_accuracy`. Test: the"
+            " tuner's own best model of that trial (`tuner.load_model`: the weights KerasTuner saved"
+            " at the trial's best epoch), scored on test.",
+            "",
+            "Data sets:",
+            "",
+            *data_lines,
+            "",
+            "## How much comes from scoring a trial by its best epoch",
+            "",
+            "autotune and KerasTuner score a trial by its best epoch; the textbook script by its"
+            " last. The plain scripts' time to target, median, under both scorings:",
+            "",
+            *sensitivity_lines(medians, datasets),
+            "",
+            "## Where the time goes",
+            "",
+            "A trial's duration is the time since the previous trial finished (one worker), the"
+            " first trial of each run left out; medians pooled over seeds. *s per epoch* is the"
+            " budget over the epochs of the trials that finished within it, so it includes every"
+            " per-trial cost.",
+            "",
+            *cost_lines(runs, datasets, methods),
+            "",
+            "## Every run",
+            "",
+            "*retrained val acc*: the validation accuracy of the model that was scored on test (for"
+            " autotune and the plain scripts a retrained one, so it shows how well the retrain"
+            " reproduces the trial). *search wall*: from the start of the search to its end,"
+            " including the trial that was running at the budget.",
+            "",
+            *raw_lines(runs),
+            "",
+        ]
+    )
     return text
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--datasets", default=",".join(DATASETS),
-                        help=f"comma-separated, from {', '.join(DATASETS)}")
+    parser.add_argument(
+        "--datasets",
+        default=",".join(DATASETS),
+        help=f"comma-separated, from {', '.join(DATASETS)}",
+    )
     parser.add_argument("--seeds", type=int, default=3, help="seeds 0 .. N-1 per data set")
     parser.add_argument("--budget", type=float, default=60.0, help="seconds of search per run")
-    parser.add_argument("--methods", default=",".join(METHODS),
-                        help=f"comma-separated, from {', '.join(METHODS)}")
+    parser.add_argument(
+        "--methods", default=",".join(METHODS), help=f"comma-separated, from {', '.join(METHODS)}"
+    )
     parser.add_argument("--out-dir", type=Path, default=Path("benchmarks"))
-    parser.add_argument("--report-only", type=Path, metavar="JSON",
-                        help="rewrite search.md and search.png from a saved search.json")
-    parser.add_argument("--notes", type=Path, metavar="MARKDOWN",
-                        help="a reading of the results, put after the list of losses")
-    parser.add_argument("--child", nargs=3, metavar=("METHOD", "DATASET", "SEED"),
-                        help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--report-only",
+        type=Path,
+        metavar="JSON",
+        help="rewrite search.md and search.png from a saved search.json",
+    )
+    parser.add_argument(
+        "--notes",
+        type=Path,
+        metavar="MARKDOWN",
+        help="a reading of the results, put after the list of losses",
+    )
+    parser.add_argument(
+        "--child", nargs=3, metavar=("METHOD", "DATASET", "SEED"), help=argparse.SUPPRESS
+    )
     parser.add_argument("--result", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
 
@@ -843,17 +1011,21 @@ def main() -> None:
             if unknown:
                 parser.error(f"unknown {', '.join(unknown)}; allowed: {', '.join(allowed)}")
         meta = {
-            "datasets": datasets, "methods": methods, "budget": args.budget,
+            "datasets": datasets,
+            "methods": methods,
+            "budget": args.budget,
             "n_seeds": args.seeds,
             "command": "python " + " ".join(shlex.quote(a) for a in sys.argv),
             "machine": f"{os.cpu_count()} cores, {platform.platform()}, Python"
-                       f" {platform.python_version()}",
+            f" {platform.python_version()}",
             "versions": versions(),
             "started": datetime.now().isoformat(timespec="seconds"),
         }
         total = len(datasets) * args.seeds * len(methods)
-        print(f"{total} runs of {args.budget:g} s each: at least"
-              f" {total * args.budget / 60:.0f} min", flush=True)
+        print(
+            f"{total} runs of {args.budget:g} s each: at least {total * args.budget / 60:.0f} min",
+            flush=True,
+        )
         runs = []
         start = time.perf_counter()
         args.out_dir.mkdir(parents=True, exist_ok=True)
@@ -869,20 +1041,23 @@ def main() -> None:
                         f = derive(run)
                         print(
                             f"{dataset:<13} seed {seed} {method:<10} "
-                            + (f"FAILED {f['error']}" if "error" in f else
-                               f"best val {fmt(f['best_val'])} test {fmt(f['test'])}"
-                               f" target at {fmt_time(f['t_target'])} s, {f['trials']} trials,"
-                               f" {f['epochs']} epochs, search {f['wall']:.1f} s")
+                            + (
+                                f"FAILED {f['error']}"
+                                if "error" in f
+                                else f"best val {fmt(f['best_val'])} test {fmt(f['test'])}"
+                                f" target at {fmt_time(f['t_target'])} s, {f['trials']} trials,"
+                                f" {f['epochs']} epochs, search {f['wall']:.1f} s"
+                            )
                             + f" (process {run['process_seconds']:.1f} s)",
                             flush=True,
                         )
                         meta["minutes"] = (time.perf_counter() - start) / 60
                         (args.out_dir / "search.json").write_text(
-                            json.dumps({"meta": meta, "runs": runs}) + "\n")
+                            json.dumps({"meta": meta, "runs": runs}) + "\n"
+                        )
     args.out_dir.mkdir(parents=True, exist_ok=True)
     notes = args.notes.read_text().strip() if args.notes else ""
-    rewritten = ("python " + " ".join(shlex.quote(a) for a in sys.argv)
-                 if args.report_only else "")
+    rewritten = "python " + " ".join(shlex.quote(a) for a in sys.argv) if args.report_only else ""
     text = report(runs, meta, notes, rewritten)
     (args.out_dir / "search.md").write_text(text)
     plot(runs, meta["datasets"], meta["methods"], meta["budget"], args.out_dir / "search.png")

@@ -40,11 +40,22 @@ def one_run(storage: str, workers: int, trials: int, folder: Path) -> dict[str, 
     spec_path = folder / f"{name}.toml"
     text = (Path(__file__).parents[1] / "autotune" / "studies" / "circles.toml").read_text()
     spec_path.write_text(text.replace('name = "circles"', f'name = "{name}"'))
-    command = [sys.executable, "-m", "autotune", "run", "--study", str(spec_path),
-               "--n-trials", str(trials), "--workers", str(workers)]
+    command = [
+        sys.executable,
+        "-m",
+        "autotune",
+        "run",
+        "--study",
+        str(spec_path),
+        "--n-trials",
+        str(trials),
+        "--workers",
+        str(workers),
+    ]
     start = time.perf_counter()
-    subprocess.run(command, env={**os.environ, "AUTOTUNE_STORAGE": url}, check=True,
-                   stdout=subprocess.DEVNULL)
+    subprocess.run(
+        command, env={**os.environ, "AUTOTUNE_STORAGE": url}, check=True, stdout=subprocess.DEVNULL
+    )
     seconds = time.perf_counter() - start
     study = optuna.load_study(study_name=name, storage=url)
     done = [t for t in study.trials if t.state.name in ("COMPLETE", "PRUNED")]
@@ -71,9 +82,11 @@ def main() -> None:
                 for workers in (1, 2):
                     result = one_run(storage, workers, args.trials, Path(folder))
                     rows.setdefault((storage, workers), []).append(result)
-                    log.append(f"repeat {repeat + 1}: {storage:<10} {workers} worker(s):"
-                               f" {result['trials']} trials, {result['epochs']} epochs"
-                               f" in {result['seconds']:.1f} s")
+                    log.append(
+                        f"repeat {repeat + 1}: {storage:<10} {workers} worker(s):"
+                        f" {result['trials']} trials, {result['epochs']} epochs"
+                        f" in {result['seconds']:.1f} s"
+                    )
                     print(log[-1], flush=True)
 
     def per_minute(result: dict[str, float], key: str) -> float:
@@ -87,8 +100,10 @@ def main() -> None:
     for storage in storages:
         for workers in (1, 2):
             runs = rows[(storage, workers)]
-            ratios = [per_minute(r, "trials") / per_minute(b, "trials")
-                      for r, b in zip(runs, rows[(storage, 1)])]
+            ratios = [
+                per_minute(r, "trials") / per_minute(b, "trials")
+                for r, b in zip(runs, rows[(storage, 1)], strict=False)
+            ]
             lines.append(
                 f"| {storage} | {workers} | {statistics.median(per_minute(r, 'trials') for r in runs):.1f}"
                 f" | {statistics.median(per_minute(r, 'epochs') for r in runs):.0f}"

@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import os
 import socket
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import pytest
 
@@ -88,6 +89,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: Any) -> Iterator[None]:
         reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else report.longrepr
         report.outcome = "failed"
         report.longrepr = f"{REQUIRE_ENV} is set, so this skip fails: {reason}"
+
 
 # Small enough that one trial trains in about a second on 2 cores, yet still a real search.
 TINY_SPACE = {
@@ -186,7 +188,7 @@ def finished_study(tmp_path_factory: pytest.TempPathFactory) -> str:
 
 
 # A user's own model family, as a model.py next to a study file would hold it.
-USER_MODEL = '''
+USER_MODEL = """
 SPACE = {"units": {"low": 4, "high": 16}, "dropout": {"low": 0.0, "high": 0.3}}
 
 def build(params, input_shape, n_outputs):
@@ -196,4 +198,4 @@ def build(params, input_shape, n_outputs):
     x = keras.layers.Dropout(params["dropout"])(x)
     head = keras.layers.Dense(n_outputs, activation="softmax" if n_outputs > 1 else None)
     return keras.Model(inputs, head(x))
-'''
+"""

@@ -9,9 +9,11 @@ from pathlib import Path
 import optuna
 from click.testing import CliRunner
 
-from autotune import best, console, runner, spec as spec_module, study as study_module
-from autotune.trial import trial_seed
+from autotune import best, console
+from autotune import spec as spec_module
+from autotune import study as study_module
 from autotune.cli import cli
+from autotune.trial import trial_seed
 
 from conftest import tiny_raw
 
@@ -35,7 +37,8 @@ def test_best_retrains_prints_side_by_side_and_exports_a_loadable_model(
 ):
     folder = tmp_path / "model"
     result = CliRunner().invoke(
-        cli, ["best", "--study", "tiny", "--storage", finished_study, "--export", str(folder)],
+        cli,
+        ["best", "--study", "tiny", "--storage", finished_study, "--export", str(folder)],
         catch_exceptions=False,
     )
     assert result.exit_code == 0, result.output
@@ -70,13 +73,22 @@ def test_best_retrains_prints_side_by_side_and_exports_a_loadable_model(
         "table": {"source": "circles", "seed": 0, "validation_fraction": 0.2, "test_fraction": 0.2},
         "sizes": {"train": 600, "validation": 200, "test": 200},
     }
-    assert set(meta["versions"]) == {"python", "autotune", "tensorflow", "keras", "optuna",
-                                      "numpy", "scikit-learn"}
+    assert set(meta["versions"]) == {
+        "python",
+        "autotune",
+        "tensorflow",
+        "keras",
+        "optuna",
+        "numpy",
+        "scikit-learn",
+    }
     assert f"{meta['metrics']['test']['accuracy']:.4f}" == figures["accuracy"][1]
 
-    reloaded = json.loads(subprocess.run(
-        [sys.executable, "-c", RELOAD, str(folder)], capture_output=True, text=True, check=True
-    ).stdout.splitlines()[-1])
+    reloaded = json.loads(
+        subprocess.run(
+            [sys.executable, "-c", RELOAD, str(folder)], capture_output=True, text=True, check=True
+        ).stdout.splitlines()[-1]
+    )
     assert reloaded["n"] == 200
     assert f"{reloaded['accuracy']:.4f}" == figures["accuracy"][1]
     assert abs(reloaded["accuracy"] - meta["metrics"]["test"]["accuracy"]) < 1e-6
@@ -94,9 +106,17 @@ def test_a_study_without_a_complete_trial_has_no_best_model(sqlite_url: str):
 
 def test_describe_lines_up_the_figures():
     model = best.BestModel(
-        study="s", trial=3, metric="val_loss", search_value=0.25, params={}, epochs=1, seed=3,
-        data={}, sizes={"train": 6, "validation": 2, "test": 2},
-        validation={"loss": 0.25, "accuracy": 0.5}, test={"loss": 0.5, "accuracy": 1.0},
+        study="s",
+        trial=3,
+        metric="val_loss",
+        search_value=0.25,
+        params={},
+        epochs=1,
+        seed=3,
+        data={},
+        sizes={"train": 6, "validation": 2, "test": 2},
+        validation={"loss": 0.25, "accuracy": 0.5},
+        test={"loss": 0.5, "accuracy": 1.0},
     )
     assert console.best_model(model)[1:5] == [
         "Retrained on the training split (6 samples) for 1 epoch (the trial's best), seed 3.",

@@ -42,8 +42,11 @@ def test_help_studies_and_show_never_import_tensorflow(write_study, sqlite_url: 
         "print(json.dumps({'tf': 'tensorflow' in sys.modules, 'keras': 'keras' in sys.modules,"
         " 'outputs': outputs}))\n"
     )
-    result = json.loads(subprocess.run([sys.executable, "-c", code], capture_output=True,
-                                       text=True, check=True).stdout)
+    result = json.loads(
+        subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, check=True
+        ).stdout
+    )
     assert [code for code, _ in result["outputs"]] == [0, 0, 0, 0]
     assert "tiny" in result["outputs"][3][1]
     assert result["tf"] is False and result["keras"] is False
@@ -67,8 +70,21 @@ def test_run_prints_a_line_per_trial_and_a_summary(write_study, sqlite_url: str)
 
 def test_flags_override_the_study_file(write_study, sqlite_url: str):
     path = write_study()
-    result = invoke("run", "--study", str(path), "--storage", sqlite_url, "--n-trials", "1",
-                    "--sampler", "random", "--pruner", "none", "--max-epochs", "1")
+    result = invoke(
+        "run",
+        "--study",
+        str(path),
+        "--storage",
+        sqlite_url,
+        "--n-trials",
+        "1",
+        "--sampler",
+        "random",
+        "--pruner",
+        "none",
+        "--max-epochs",
+        "1",
+    )
     assert result.exit_code == 0, result.output
     study = optuna.load_study(study_name="tiny", storage=sqlite_url)
     assert len(study.trials) == 1 and study.trials[0].user_attrs["epochs"] == 1
@@ -104,10 +120,14 @@ def test_an_unknown_sampler_gets_clicks_choice_error():
 
 
 def test_a_bad_storage_url_is_one_line(write_study):
-    result = invoke("run", "--study", str(write_study()), "--storage", "postgresql+psycopg://u:pw@127.0.0.1:1/x")
+    result = invoke(
+        "run", "--study", str(write_study()), "--storage", "postgresql+psycopg://u:pw@127.0.0.1:1/x"
+    )
     assert result.exit_code == 1
     error = result.output.splitlines()[-1]
-    assert error.startswith("Error: Cannot connect to storage postgresql+psycopg://u:***@127.0.0.1:1/x")
+    assert error.startswith(
+        "Error: Cannot connect to storage postgresql+psycopg://u:***@127.0.0.1:1/x"
+    )
     assert "pw@" not in result.output
 
 
@@ -136,9 +156,17 @@ def test_env_reports_versions(sqlite_url: str):
 
 @pytest.mark.slow
 def test_ctrl_c_keeps_finished_trials_and_resume_completes(write_study, sqlite_url: str):
-    path = write_study(n_trials=2, max_epochs=150, pruner="none",
-                       early_stopping={"patience": 150})
-    command = [sys.executable, "-m", "autotune", "run", "--study", str(path), "--storage", sqlite_url]
+    path = write_study(n_trials=2, max_epochs=150, pruner="none", early_stopping={"patience": 150})
+    command = [
+        sys.executable,
+        "-m",
+        "autotune",
+        "run",
+        "--study",
+        str(path),
+        "--storage",
+        sqlite_url,
+    ]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     for line in process.stdout:
         if line.startswith("trial "):

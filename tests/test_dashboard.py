@@ -29,7 +29,9 @@ def start(url: str, port: int) -> tuple[subprocess.Popen, list[str]]:
     """Starts ``autotune dashboard`` in a process of its own; returns it and its two lines."""
     process = subprocess.Popen(
         [sys.executable, "-m", "autotune", "dashboard", "--storage", url, "--port", str(port)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     # Both lines are read here: communicate() later reads the pipe past Python's buffer.
     return process, [process.stdout.readline().rstrip("\n") for _ in range(2)]
@@ -86,8 +88,9 @@ def test_a_port_in_use_is_one_line(sqlite_url: str):
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        result = CliRunner().invoke(cli, ["dashboard", "--storage", sqlite_url,
-                                          "--port", str(port)])
+        result = CliRunner().invoke(
+            cli, ["dashboard", "--storage", sqlite_url, "--port", str(port)]
+        )
     assert result.exit_code == 1
     assert result.output == (
         f"Error: Cannot listen on 127.0.0.1:{port}: Address already in use. Choose another"

@@ -16,7 +16,7 @@ from conftest import USER_MODEL, tiny_raw
 
 INPUTS = {"mlp": (4,), "cnn": (8, 8, 1)}
 
-BUILDERS = '''
+BUILDERS = """
 import keras
 
 def raises(params, input_shape, n_outputs):
@@ -46,7 +46,7 @@ def compiled(params, input_shape, n_outputs):
         metrics=["accuracy"],
     )
     return model
-'''
+"""
 
 
 @pytest.mark.parametrize("name", sorted(FAMILIES))
@@ -66,7 +66,9 @@ def test_every_family_builds_its_default_space(name: str, n_outputs: int):
 @pytest.mark.parametrize("name", sorted(FAMILIES))
 def test_every_family_reads_dropout_and_batchnorm(name: str):
     params = {**typical(build_space(FAMILIES[name].space)), "dropout": 0.3, "batchnorm": True}
-    layers = {type(layer).__name__ for layer in FAMILIES[name].build(params, INPUTS[name], 2).layers}
+    layers = {
+        type(layer).__name__ for layer in FAMILIES[name].build(params, INPUTS[name], 2).layers
+    }
     assert {"Dropout", "BatchNormalization"} <= layers
 
 
@@ -76,7 +78,10 @@ def test_the_cnn_takes_images_with_or_without_a_channel_and_refuses_flat_rows():
     # filters double per block, and pooling stops at 1x1
     convs = [layer for layer in model.layers if type(layer).__name__ == "Conv2D"]
     assert [c.filters for c in convs] == [8, 16, 32]
-    with pytest.raises(ModelError, match=r"Model family 'cnn' needs images, .* but the data's examples have shape \(64,\). Add reshape = \[8, 8, 1\] to the study's \[data\] table."):
+    with pytest.raises(
+        ModelError,
+        match=r"Model family 'cnn' needs images, .* but the data's examples have shape \(64,\). Add reshape = \[8, 8, 1\] to the study's \[data\] table.",
+    ):
         FAMILIES["cnn"].build(params, (64,), 10)
 
 
@@ -111,20 +116,79 @@ def test_a_user_family_reloads_an_edited_file(tmp_path: Path):
 @pytest.mark.parametrize(
     "files, model, error, message",
     [
-        ({}, "models.py:build", ModelError, r"s.toml: model 'models.py:build': no file .*models.py. Fix the path; a relative one starts at the study file's folder."),
-        ({"model.py": USER_MODEL}, "model.py:buld", ModelError, r"s.toml: model 'model.py:buld': model.py has no 'buld'; it defines build. Fix the name after the colon."),
-        ({}, "no_such_package.models:build", ModelError, r"model 'no_such_package.models:build': no module 'no_such_package.models' is installed or in .*. Install it, or name its file instead"),
-        ({"model.py": "def build(params, input_shape, n_outputs)\n"}, "model.py:build", ModelError, r"importing model.py raised SyntaxError: expected ':' \(model.py, line 1\). Fix the file."),
-        ({"model.py": "import tensorflow_addons\n"}, "model.py:build", ModelError, r"importing model.py raised ModuleNotFoundError: No module named 'tensorflow_addons' \(model.py, line 1\)"),
-        ({"model.py": "def build(params, shape):\n    pass\n"}, "model.py:build", ModelError, r"model 'model.py:build' must take \(params, input_shape, n_outputs\), but it takes \(params, shape\). Change its arguments."),
-        ({"model.py": "build = 3\n"}, "model.py:build", ModelError, r"model 'model.py:build' is a int, not a function."),
-        ({"model.py": "SPACE = [1]\ndef build(params, input_shape, n_outputs):\n    pass\n"}, "model.py:build", ModelError, r"SPACE must be a dict of parameter definitions .* but it is a list."),
-        ({"model.py": "SPACE = {'units': {'low': 8, 'high': 4}}\ndef build(params, input_shape, n_outputs):\n    pass\n"}, "model.py:build", StudySpecError, r"s.toml: model 'model.py:build': SPACE 'units': low must not exceed high, but got low=8, high=4."),
-        ({}, "model.py:", ModelError, r"model 'model.py:' must be 'package.module:function' or 'path/to/file.py:function'"),
-        ({}, "mpl", StudySpecError, r"s.toml: unknown model 'mpl'; allowed: cnn, mlp, or your own as 'module:function' or 'file.py:function'."),
+        (
+            {},
+            "models.py:build",
+            ModelError,
+            r"s.toml: model 'models.py:build': no file .*models.py. Fix the path; a relative one starts at the study file's folder.",
+        ),
+        (
+            {"model.py": USER_MODEL},
+            "model.py:buld",
+            ModelError,
+            r"s.toml: model 'model.py:buld': model.py has no 'buld'; it defines build. Fix the name after the colon.",
+        ),
+        (
+            {},
+            "no_such_package.models:build",
+            ModelError,
+            r"model 'no_such_package.models:build': no module 'no_such_package.models' is installed or in .*. Install it, or name its file instead",
+        ),
+        (
+            {"model.py": "def build(params, input_shape, n_outputs)\n"},
+            "model.py:build",
+            ModelError,
+            r"importing model.py raised SyntaxError: expected ':' \(model.py, line 1\). Fix the file.",
+        ),
+        (
+            {"model.py": "import tensorflow_addons\n"},
+            "model.py:build",
+            ModelError,
+            r"importing model.py raised ModuleNotFoundError: No module named 'tensorflow_addons' \(model.py, line 1\)",
+        ),
+        (
+            {"model.py": "def build(params, shape):\n    pass\n"},
+            "model.py:build",
+            ModelError,
+            r"model 'model.py:build' must take \(params, input_shape, n_outputs\), but it takes \(params, shape\). Change its arguments.",
+        ),
+        (
+            {"model.py": "build = 3\n"},
+            "model.py:build",
+            ModelError,
+            r"model 'model.py:build' is a int, not a function.",
+        ),
+        (
+            {"model.py": "SPACE = [1]\ndef build(params, input_shape, n_outputs):\n    pass\n"},
+            "model.py:build",
+            ModelError,
+            r"SPACE must be a dict of parameter definitions .* but it is a list.",
+        ),
+        (
+            {
+                "model.py": "SPACE = {'units': {'low': 8, 'high': 4}}\ndef build(params, input_shape, n_outputs):\n    pass\n"
+            },
+            "model.py:build",
+            StudySpecError,
+            r"s.toml: model 'model.py:build': SPACE 'units': low must not exceed high, but got low=8, high=4.",
+        ),
+        (
+            {},
+            "model.py:",
+            ModelError,
+            r"model 'model.py:' must be 'package.module:function' or 'path/to/file.py:function'",
+        ),
+        (
+            {},
+            "mpl",
+            StudySpecError,
+            r"s.toml: unknown model 'mpl'; allowed: cnn, mlp, or your own as 'module:function' or 'file.py:function'.",
+        ),
     ],
 )
-def test_a_user_family_that_cannot_load_names_the_reference_and_the_fix(tmp_path: Path, files, model, error, message):
+def test_a_user_family_that_cannot_load_names_the_reference_and_the_fix(
+    tmp_path: Path, files, model, error, message
+):
     for name, text in files.items():
         (tmp_path / name).write_text(text)
     with pytest.raises(error, match=message) as info:
@@ -141,11 +205,26 @@ def user_spec(tmp_path: Path, builder: str, **overrides):
 @pytest.mark.parametrize(
     "builder, message",
     [
-        ("raises", r"s.toml: model 'builders.py:raises' raised ValueError: units must be even \(builders.py, line 5\) when building with batch_size=1024 .*, input_shape=\(2,\), n_outputs=2. Fix the builder."),
-        ("not_a_model", r"model 'builders.py:not_a_model' returned str, not a keras.Model. Make it return the model"),
-        ("seven_outputs", r"its model's outputs have shape \(7,\), but the data needs 2 outputs, one per class; end it with autotune.models.output_layer\(n_outputs\)"),
-        ("logits", r"its model's outputs are not class probabilities .* or compile the model yourself with loss=keras.losses.SparseCategoricalCrossentropy\(from_logits=True\)"),
-        ("compiled_without_accuracy", r"its model logs loss, but the study's metric val_accuracy needs accuracy. Add metrics=\['accuracy'\] to its compile\(\), or leave compile\(\) to autotune."),
+        (
+            "raises",
+            r"s.toml: model 'builders.py:raises' raised ValueError: units must be even \(builders.py, line 5\) when building with batch_size=1024 .*, input_shape=\(2,\), n_outputs=2. Fix the builder.",
+        ),
+        (
+            "not_a_model",
+            r"model 'builders.py:not_a_model' returned str, not a keras.Model. Make it return the model",
+        ),
+        (
+            "seven_outputs",
+            r"its model's outputs have shape \(7,\), but the data needs 2 outputs, one per class; end it with autotune.models.output_layer\(n_outputs\)",
+        ),
+        (
+            "logits",
+            r"its model's outputs are not class probabilities .* or compile the model yourself with loss=keras.losses.SparseCategoricalCrossentropy\(from_logits=True\)",
+        ),
+        (
+            "compiled_without_accuracy",
+            r"its model logs loss, but the study's metric val_accuracy needs accuracy. Add metrics=\['accuracy'\] to its compile\(\), or leave compile\(\) to autotune.",
+        ),
     ],
 )
 def test_the_check_build_stops_a_bad_builder(tmp_path: Path, builder: str, message: str):

@@ -22,8 +22,9 @@ SECTIONS = [
 
 
 def test_report_holds_the_plots_and_the_best_trials(finished_study: str, workdir: Path):
-    result = CliRunner().invoke(cli, ["report", "--study", "tiny", "--storage", finished_study],
-                                catch_exceptions=False)
+    result = CliRunner().invoke(
+        cli, ["report", "--study", "tiny", "--storage", finished_study], catch_exceptions=False
+    )
     path = workdir / "tiny-report.html"
     assert result.output == "Wrote the report of study 'tiny' (2 trials) to tiny-report.html\n"
     text = path.read_text()
@@ -34,15 +35,21 @@ def test_report_holds_the_plots_and_the_best_trials(finished_study: str, workdir
     assert "<script src=" not in text and len(text) > 3_000_000
     study = optuna.load_study(study_name="tiny", storage=finished_study)
     ranked = sorted(study.trials, key=lambda t: t.value, reverse=True)
-    rows = re.findall(r'<tr><td class="num">(\d+)</td><td class="num">(\d+)</td>'
-                      r'<td class="num">([\d.]+)</td>', text)
+    rows = re.findall(
+        r'<tr><td class="num">(\d+)</td><td class="num">(\d+)</td>'
+        r'<td class="num">([\d.]+)</td>',
+        text,
+    )
     assert rows == [(str(i + 1), str(t.number), f"{t.value:.4f}") for i, t in enumerate(ranked)]
 
 
 @pytest.mark.services
 def test_the_report_draws_offline_in_a_browser(finished_study: str, tmp_path: Path, chromium):
-    path = report.write(optuna.load_study(study_name="tiny", storage=finished_study),
-                        tmp_path / "r.html", "val_accuracy")
+    path = report.write(
+        optuna.load_study(study_name="tiny", storage=finished_study),
+        tmp_path / "r.html",
+        "val_accuracy",
+    )
     errors: list[str] = []
     with browser.page(offline=True) as page:
         page.on("pageerror", lambda e: errors.append(str(e)))
@@ -57,15 +64,17 @@ def _study(params_values: list[tuple[dict, float]]) -> optuna.Study:
     study = optuna.create_study(study_name="hand", direction="maximize")
     for params, value in params_values:
         study.enqueue_trial(params)
-        study.optimize(lambda t: (t.suggest_float("x", 0, 1), value)[1], n_trials=1)
+        study.optimize(lambda t, v=value: (t.suggest_float("x", 0, 1), v)[1], n_trials=1)
     return study
 
 
 @pytest.mark.parametrize(
     ("trials", "note"),
     [
-        ([({"x": 0.5}, 0.7)], "Hyperparameter importances need at least 2 complete trials;"
-                              " this study has 1."),
+        (
+            [({"x": 0.5}, 0.7)],
+            "Hyperparameter importances need at least 2 complete trials; this study has 1.",
+        ),
         ([({"x": 0.5}, 0.7), ({"x": 0.5}, 0.8)], "every complete trial has the same parameters."),
     ],
 )

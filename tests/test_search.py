@@ -6,7 +6,8 @@ from pathlib import Path
 import optuna
 import pytest
 
-from autotune import console, runner, study as study_module
+from autotune import console, runner
+from autotune import study as study_module
 from autotune.data import load
 from autotune.errors import SearchFailedError, StudyMismatchError
 from autotune.spec import from_dict
@@ -71,7 +72,10 @@ def test_finished_trials_leave_no_traced_functions_behind(sqlite_url: str):
 def test_a_changed_space_is_refused_with_a_way_out(sqlite_url: str):
     runner.run(from_dict(tiny_raw(n_trials=1)), storage=sqlite_url, echo=None)
     changed = from_dict(tiny_raw(n_trials=2, space={"units": 8}), source="tiny.toml")
-    with pytest.raises(StudyMismatchError, match=r"was searched with another space; its trials cannot be mixed .* `autotune delete --study tiny`"):
+    with pytest.raises(
+        StudyMismatchError,
+        match=r"was searched with another space; its trials cannot be mixed .* `autotune delete --study tiny`",
+    ):
         runner.run(changed, storage=sqlite_url, echo=None)
     study = optuna.load_study(study_name="tiny", storage=sqlite_url)
     assert len(study.trials) == 1
@@ -80,8 +84,15 @@ def test_a_changed_space_is_refused_with_a_way_out(sqlite_url: str):
 def test_a_diverging_trial_fails_and_the_study_goes_on(sqlite_url: str):
     # Plain SGD with a learning rate of 1e30 turns the loss to NaN in the first epoch.
     space = {
-        "batch_size": 1024, "n_layers": 1, "units": 8, "optimizer": "sgd", "decay": "none",
-        "batchnorm": False, "dropout": 0.0, "activation": "relu", "learning_rate": [1e30, 0.05],
+        "batch_size": 1024,
+        "n_layers": 1,
+        "units": 8,
+        "optimizer": "sgd",
+        "decay": "none",
+        "batchnorm": False,
+        "dropout": 0.0,
+        "activation": "relu",
+        "learning_rate": [1e30, 0.05],
     }
     spec = from_dict(tiny_raw(n_trials=2, sampler="random", pruner="none", space=space))
     runner.run(spec, storage=sqlite_url, echo=None)
@@ -96,11 +107,18 @@ def test_a_diverging_trial_fails_and_the_study_goes_on(sqlite_url: str):
 
 def test_a_study_where_every_trial_fails_stops_with_the_reason(sqlite_url: str):
     space = {
-        "batch_size": 1024, "n_layers": 1, "units": 8, "optimizer": "sgd", "decay": "none",
-        "learning_rate": 1e30, "activation": "relu",
+        "batch_size": 1024,
+        "n_layers": 1,
+        "units": 8,
+        "optimizer": "sgd",
+        "decay": "none",
+        "learning_rate": 1e30,
+        "activation": "relu",
     }
     spec = from_dict(tiny_raw(n_trials=2, sampler="random", pruner="none", space=space))
-    with pytest.raises(SearchFailedError, match=r"10 trials in a row failed, the last because it diverged"):
+    with pytest.raises(
+        SearchFailedError, match=r"10 trials in a row failed, the last because it diverged"
+    ):
         runner.run(spec, storage=sqlite_url, echo=None)
 
 
@@ -111,7 +129,7 @@ def test_same_seed_gives_the_same_search(workdir: Path):
         study = runner.run(spec, storage=f"sqlite:///{workdir / name}", echo=None)
         results.append([(t.params, t.state, t.value) for t in study.trials])
     assert [r[:2] for r in results[0]] == [r[:2] for r in results[1]]
-    for (_, _, a), (_, _, b) in zip(*results):
+    for (_, _, a), (_, _, b) in zip(*results, strict=False):
         assert a == pytest.approx(b, abs=1e-6)
 
 
@@ -137,11 +155,24 @@ def test_a_user_model_on_a_user_csv_runs_from_its_study_folder(workdir: Path):
     folder.mkdir()
     write_table(folder)
     (folder / "model.py").write_text(USER_MODEL)
-    data = {"source": "csv", "path": "houses.csv", "target": "kind", "task": "classification",
-            "features": ["size", "district"]}
-    spec = from_dict(tiny_raw(model="model.py:build", n_trials=2, max_epochs=2, data=data,
-                              space={"batch_size": 1024, "units": {"high": 8}, "width": [1, 2]}),
-                     source=str(folder / "mine.toml"), base=folder)
+    data = {
+        "source": "csv",
+        "path": "houses.csv",
+        "target": "kind",
+        "task": "classification",
+        "features": ["size", "district"],
+    }
+    spec = from_dict(
+        tiny_raw(
+            model="model.py:build",
+            n_trials=2,
+            max_epochs=2,
+            data=data,
+            space={"batch_size": 1024, "units": {"high": 8}, "width": [1, 2]},
+        ),
+        source=str(folder / "mine.toml"),
+        base=folder,
+    )
     study = runner.run(spec, storage=f"sqlite:///{workdir / 'x.db'}", echo=None)
 
     trials = study.get_trials(states=COUNTED)
@@ -153,15 +184,29 @@ def test_a_user_model_on_a_user_csv_runs_from_its_study_folder(workdir: Path):
     assert study.user_attrs["autotune:spec"]["folder"] == str(folder)
     # the stored spec finds the user's files from anywhere, as a worker on another machine does
     again = study_module.stored_spec(study)
-    assert again.fingerprint() == spec.fingerprint() and load(again.data, again.folder).n_outputs == 2
+    assert (
+        again.fingerprint() == spec.fingerprint() and load(again.data, again.folder).n_outputs == 2
+    )
 
 
 def test_a_regression_study_minimizes_val_mae_with_pruning(workdir: Path, sqlite_url: str):
     write_table(workdir)
-    data = {"source": "csv", "path": "houses.csv", "target": "price", "task": "regression",
-            "features": ["size", "district"]}
-    spec = from_dict(tiny_raw(metric="val_mae", n_trials=3, max_epochs=3, data=data,
-                              pruner_options={"n_startup_trials": 1, "n_warmup_steps": 0}))
+    data = {
+        "source": "csv",
+        "path": "houses.csv",
+        "target": "price",
+        "task": "regression",
+        "features": ["size", "district"],
+    }
+    spec = from_dict(
+        tiny_raw(
+            metric="val_mae",
+            n_trials=3,
+            max_epochs=3,
+            data=data,
+            pruner_options={"n_startup_trials": 1, "n_warmup_steps": 0},
+        )
+    )
     assert spec.direction == "minimize"
     study = runner.run(spec, storage=sqlite_url, echo=None)
 
@@ -179,8 +224,16 @@ def test_the_cnn_searches_digits_as_images(sqlite_url: str):
     from autotune.spec import resolve
 
     spec = resolve("digits_cnn").with_overrides(n_trials=1, max_epochs=1)
-    space = {"filters": 8, "conv_blocks": 2, "units": 16, "n_layers": 1, "batch_size": 32,
-             "learning_rate": 0.01, "optimizer": "adam", "decay": "none"}
+    space = {
+        "filters": 8,
+        "conv_blocks": 2,
+        "units": 16,
+        "n_layers": 1,
+        "batch_size": 32,
+        "learning_rate": 0.01,
+        "optimizer": "adam",
+        "decay": "none",
+    }
     spec = from_dict({**spec.to_dict(), "space": space}, source=spec.source)
     study = runner.run(spec, storage=sqlite_url, echo=None)
     (trial,) = study.get_trials(states=COUNTED)
@@ -194,7 +247,10 @@ def test_a_bad_builder_stops_the_study_before_any_trial(workdir: Path, sqlite_ur
 
     (workdir / "model.py").write_text(USER_MODEL.replace("return keras.Model", "return"))
     spec = from_dict(tiny_raw(model="model.py:build", space={"batch_size": 1024}), source="s.toml")
-    with pytest.raises(ModelError, match=r"s.toml: model 'model.py:build' returned tuple, not a keras.Model. Make it return the model"):
+    with pytest.raises(
+        ModelError,
+        match=r"s.toml: model 'model.py:build' returned tuple, not a keras.Model. Make it return the model",
+    ):
         runner.run(spec, storage=sqlite_url, echo=None)
     study = optuna.load_study(study_name="tiny", storage=sqlite_url)
     assert study.trials == []
@@ -217,7 +273,9 @@ def test_a_study_stopped_by_a_data_mistake_runs_once_it_is_fixed(workdir: Path, 
 
     write_table(workdir)
     data = {"source": "csv", "path": "houses.csv", "target": "Kind", "task": "classification"}
-    with pytest.raises(DataError, match=r"no target column 'Kind'; the columns are: size, district, kind, price"):
+    with pytest.raises(
+        DataError, match=r"no target column 'Kind'; the columns are: size, district, kind, price"
+    ):
         runner.run(from_dict(tiny_raw(data=data)), storage=sqlite_url, echo=None)
     # the study exists, without trials: the corrected [data] table is no other objective
     fixed = from_dict(tiny_raw(n_trials=1, max_epochs=1, data={**data, "target": "kind"}))
@@ -227,7 +285,7 @@ def test_a_study_stopped_by_a_data_mistake_runs_once_it_is_fixed(workdir: Path, 
 
 # A builder that fails for some configurations only: wide models run out of memory, and an
 # odd number of units is refused by the user's own check.
-PICKY_MODEL = '''
+PICKY_MODEL = """
 SPACE = {"units": {"low": 4, "high": 16}}
 
 def build(params, input_shape, n_outputs):
@@ -240,15 +298,32 @@ def build(params, input_shape, n_outputs):
     inputs = keras.Input(shape=input_shape)
     x = keras.layers.Dense(params["units"], activation="relu")(inputs)
     return keras.Model(inputs, keras.layers.Dense(n_outputs, activation="softmax")(x))
-'''
+"""
 
 
-def test_a_builder_failing_for_some_configurations_fails_those_trials_only(workdir: Path, sqlite_url: str):
+def test_a_builder_failing_for_some_configurations_fails_those_trials_only(
+    workdir: Path, sqlite_url: str
+):
     (workdir / "model.py").write_text(PICKY_MODEL)
-    space = {"batch_size": 1024, "units": [5, 8, 14], "learning_rate": 0.05, "optimizer": "adam",
-             "decay": "none"}
-    spec = from_dict(tiny_raw(model="model.py:build", n_trials=2, max_epochs=1, sampler="grid",
-                              pruner="none", space=space), source="s.toml", base=workdir)
+    space = {
+        "batch_size": 1024,
+        "units": [5, 8, 14],
+        "learning_rate": 0.05,
+        "optimizer": "adam",
+        "decay": "none",
+    }
+    spec = from_dict(
+        tiny_raw(
+            model="model.py:build",
+            n_trials=2,
+            max_epochs=1,
+            sampler="grid",
+            pruner="none",
+            space=space,
+        ),
+        source="s.toml",
+        base=workdir,
+    )
     study = runner.run(spec, storage=sqlite_url, echo=None)
 
     by_units = {t.params["units"]: t for t in study.trials}
@@ -258,11 +333,13 @@ def test_a_builder_failing_for_some_configurations_fails_those_trials_only(workd
     assert odd.user_attrs["stop_reason"] == "failed"
     assert odd.user_attrs["fail_reason"].startswith(
         "s.toml: model 'model.py:build' raised ValueError: units must be even (model.py, line 10)"
-        " when building with")
-    assert 'line 10, in build' in odd.user_attrs["traceback"]
+        " when building with"
+    )
+    assert "line 10, in build" in odd.user_attrs["traceback"]
     assert wide.user_attrs["stop_reason"] == "oom"
-    assert wide.user_attrs["fail_reason"].startswith("out of memory: s.toml: model 'model.py:build'"
-                                                     " raised ResourceExhaustedError")
+    assert wide.user_attrs["fail_reason"].startswith(
+        "out of memory: s.toml: model 'model.py:build' raised ResourceExhaustedError"
+    )
     # the search went on past both failures to its total, on the grid's one good point
     tally = study_module.counts(study)
     assert (tally.finished, tally.failed) == (2, 2)

@@ -11,7 +11,6 @@ from autotune import table
 from autotune.cli import cli
 
 
-
 def invoke(*args: str) -> "object":
     return CliRunner().invoke(cli, list(args), catch_exceptions=False)
 
@@ -27,7 +26,7 @@ def test_csv_goes_to_stdout_with_a_column_per_param(finished_study: str):
         "stop_reason", "seconds", "datetime_start", "datetime_complete", "duration",
     ]  # fmt: skip
     assert [row["number"] for row in table] == ["0", "1"]
-    for row, trial in zip(table, trials):
+    for row, trial in zip(table, trials, strict=False):
         assert row["state"] == trial.state.name
         assert float(row["value"]) == trial.value
         assert float(row["params_learning_rate"]) == trial.params["learning_rate"]
@@ -39,13 +38,22 @@ def test_csv_goes_to_stdout_with_a_column_per_param(finished_study: str):
 
 def test_json_to_a_file(finished_study: str, tmp_path):
     out = tmp_path / "trials.json"
-    result = invoke("trials", "--study", "tiny", "--storage", finished_study, "--format", "json",
-                    "--out", str(out))
+    result = invoke(
+        "trials",
+        "--study",
+        "tiny",
+        "--storage",
+        finished_study,
+        "--format",
+        "json",
+        "--out",
+        str(out),
+    )
     assert result.output == f"Wrote 2 trials of study 'tiny' to {out} (json).\n"
     rows = json.loads(out.read_text())
     trials = optuna.load_study(study_name="tiny", storage=finished_study).trials
     assert [list(row) for row in rows] == [list(table.COLUMNS)] * 2
-    for row, trial in zip(rows, trials):
+    for row, trial in zip(rows, trials, strict=False):
         assert row["params"] == trial.params
         assert row["seconds"] == trial.user_attrs["seconds"]
         assert row["duration"] == (trial.datetime_complete - trial.datetime_start).total_seconds()
@@ -57,12 +65,23 @@ def test_unfinished_and_waiting_trials_have_empty_cells():
     study.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=1)
     study.enqueue_trial({"y": 2})
     rows = table.rows(study)
-    assert rows[1] == {"number": 1, "state": "WAITING", "value": None, "params": {},
-                       "epochs": None, "stop_reason": None, "seconds": None,
-                       "datetime_start": None, "datetime_complete": None, "duration": None}
+    assert rows[1] == {
+        "number": 1,
+        "state": "WAITING",
+        "value": None,
+        "params": {},
+        "epochs": None,
+        "stop_reason": None,
+        "seconds": None,
+        "datetime_start": None,
+        "datetime_complete": None,
+        "duration": None,
+    }
     lines = table.to_csv(rows).splitlines()
-    assert lines[0] == ("number,state,value,params_x,epochs,stop_reason,seconds,datetime_start,"
-                        "datetime_complete,duration")
+    assert lines[0] == (
+        "number,state,value,params_x,epochs,stop_reason,seconds,datetime_start,"
+        "datetime_complete,duration"
+    )
     assert lines[2] == "1,WAITING,,,,,,,,"
 
 

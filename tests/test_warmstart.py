@@ -8,7 +8,8 @@ import optuna
 import pytest
 from click.testing import CliRunner
 
-from autotune import spec as spec_module, warmstart
+from autotune import spec as spec_module
+from autotune import warmstart
 from autotune.cli import cli
 from autotune.errors import AutotuneError
 from autotune.space import build_space, sample
@@ -22,11 +23,15 @@ SOURCE = [(16, 0.9), (6, 0.8), (8, 0.7), (5, 0.6)]
 def make_source(url: str) -> optuna.Study:
     """Study 'src': four complete trials of the tiny space with the units above."""
     space = spec_module.from_dict(tiny_raw("src")).space
-    source = optuna.create_study(study_name="src", storage=url, direction="maximize",
-                                 sampler=optuna.samplers.RandomSampler(seed=0))
+    source = optuna.create_study(
+        study_name="src",
+        storage=url,
+        direction="maximize",
+        sampler=optuna.samplers.RandomSampler(seed=0),
+    )
     for units, value in SOURCE:
         source.enqueue_trial({"units": units})
-        source.optimize(lambda trial: (sample(space, trial), value)[1], n_trials=1)
+        source.optimize(lambda trial, v=value: (sample(space, trial), v)[1], n_trials=1)
     return source
 
 
@@ -38,8 +43,9 @@ def test_run_queues_the_best_that_fit_and_never_twice(write_study, sqlite_url: s
     source = make_source(sqlite_url)
     narrow = {**TINY_SPACE, "units": {"low": 4, "high": 8}}
     path = write_study(n_trials=2, max_epochs=1, space=narrow)
-    result = invoke("run", "--study", str(path), "--storage", sqlite_url,
-                    "--warm-start", "src", "--top", "3")
+    result = invoke(
+        "run", "--study", str(path), "--storage", sqlite_url, "--warm-start", "src", "--top", "3"
+    )
     assert result.exit_code == 0, result.output
     assert result.output.splitlines()[1:3] == [
         "Warm start from 'src': queued 2 of its best 3 trials (#1, #2).",
@@ -80,9 +86,15 @@ def test_only_the_params_the_space_uses_are_queued():
     source = optuna.create_study(study_name="src", storage=storage, direction="minimize")
     for optimizer, value in (("momentum", 0.1), ("adam", 0.2)):
         source.enqueue_trial({"optimizer": optimizer, "momentum": 0.9, "x": 1})
-        source.optimize(lambda t: (t.suggest_categorical("optimizer", ["adam", "momentum"]),
-                                   t.suggest_float("momentum", 0.5, 0.99),
-                                   t.suggest_int("x", 0, 2), value)[-1], n_trials=1)
+        source.optimize(
+            lambda t, v=value: (
+                t.suggest_categorical("optimizer", ["adam", "momentum"]),
+                t.suggest_float("momentum", 0.5, 0.99),
+                t.suggest_int("x", 0, 2),
+                v,
+            )[-1],
+            n_trials=1,
+        )
     target = optuna.create_study(study_name="dst", storage=storage)
     space = build_space({
         "optimizer": {"choices": ["adam"]},

@@ -13,13 +13,14 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import optuna
 import pytest
 
-from autotune import runner, study as study_module
+from autotune import runner
+from autotune import study as study_module
 from autotune.spec import from_dict
 
 from conftest import SERVERS, _listening, server_url, tiny_raw, to_toml
@@ -80,11 +81,22 @@ def test_a_killed_workers_trial_is_retried_and_the_study_completes(
 ):
     path = workdir / "study.toml"
     # long trials, so the kill lands in the middle of one
-    path.write_text(to_toml(tiny_raw(study_name, n_trials=1, max_epochs=150, pruner="none",
-                                     early_stopping={"patience": 150})))
+    path.write_text(
+        to_toml(
+            tiny_raw(
+                study_name,
+                n_trials=1,
+                max_epochs=150,
+                pruner="none",
+                early_stopping={"patience": 150},
+            )
+        )
+    )
     command = [sys.executable, "-m", "autotune", "run", "--study", str(path)]
     env = {**os.environ, "AUTOTUNE_STORAGE": POSTGRES}
-    worker = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    worker = subprocess.Popen(
+        command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     deadline = time.monotonic() + 120
     killed = None
     while time.monotonic() < deadline and killed is None:
@@ -134,8 +146,12 @@ def test_workers_started_at_the_same_moment_create_one_study(fresh_database: str
     path.write_text(to_toml(tiny_raw("race", n_trials=3, max_epochs=1)))
     env = {**os.environ, "AUTOTUNE_STORAGE": fresh_database}
     command = [sys.executable, "-m", "autotune", "run", "--study", str(path)]
-    processes = [subprocess.Popen(command, env=env, stdout=subprocess.PIPE,
-                                  stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    processes = [
+        subprocess.Popen(
+            command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        for _ in range(2)
+    ]
     results = [p.communicate(timeout=600) for p in processes]
     assert [p.returncode for p in processes] == [0, 0], [err for _, err in results]
     assert optuna.get_all_study_names(storage=fresh_database) == ["race"]
@@ -160,8 +176,9 @@ def test_a_password_is_never_printed(study_name: str, workdir: Path, postgres_ur
     env = {**os.environ, "AUTOTUNE_STORAGE": url}
     # While two local workers run, no process's command line holds the password.
     command = [sys.executable, "-m", "autotune", "run", "--study", str(path), "--workers", "2"]
-    parent = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                              text=True)
+    parent = subprocess.Popen(
+        command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
     command_lines: set[str] = set()
     while parent.poll() is None:
         command_lines |= set(all_command_lines())
@@ -173,16 +190,23 @@ def test_a_password_is_never_printed(study_name: str, workdir: Path, postgres_ur
     assert all(f"--threads {max(1, os.cpu_count() // 2)}" in line for line in workers)
     assert not any("s3cr3t-pw" in line for line in command_lines)
 
-    for args in (["show", "--study", study_name],
-                 ["studies"], ["env"], ["worker", "--study", study_name],
-                 ["show", "--study", "no_such_study"]):
-        result = subprocess.run([sys.executable, "-m", "autotune", *args], env=env,
-                                capture_output=True, text=True, timeout=600)
+    for args in (
+        ["show", "--study", study_name],
+        ["studies"],
+        ["env"],
+        ["worker", "--study", study_name],
+        ["show", "--study", "no_such_study"],
+    ):
+        result = subprocess.run(
+            [sys.executable, "-m", "autotune", *args],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
         outputs.append(result.stdout + result.stderr)
     text = "\n".join(outputs)
     assert "s3cr3t-pw" not in text
     assert "postgres:***@127.0.0.1:5432/test" in text
     study = optuna.load_study(study_name=study_name, storage=url)
     assert "s3cr3t-pw" not in repr(study.user_attrs)
-
-

@@ -17,9 +17,10 @@ from __future__ import annotations
 import functools
 import json
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import TYPE_CHECKING, Any
 
 from autotune.data.csv_reader import Table
 from autotune.data.preprocess import reshape, split, standardize
@@ -159,6 +160,8 @@ def _load_cached(key: str, folder: str, stamp: Any, where: str) -> Dataset:
     return Dataset(x_train, y_train, x_val, y_val, x_test, y_test, task, n_outputs, classes, names)
 
 
-def _split_rows(x: np.ndarray, train: np.ndarray, val: np.ndarray, test: np.ndarray) -> tuple[Any, ...]:
+def _split_rows(
+    x: np.ndarray, train: np.ndarray, val: np.ndarray, test: np.ndarray
+) -> tuple[Any, ...]:
     """Array features split by rows: no names, every column numeric."""
     return x[train], x[val], x[test], (), None

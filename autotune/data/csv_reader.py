@@ -5,8 +5,9 @@ categories."""
 from __future__ import annotations
 
 import csv
+from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import TYPE_CHECKING, Any
 
 from autotune.data.sources import number, require_file, targets
 from autotune.errors import DataError
@@ -109,7 +110,9 @@ class Table:
         """
         import numpy as np
 
-        blocks, names, numeric = [], [], []
+        blocks: list[np.ndarray] = []
+        names: list[str] = []
+        numeric: list[int] = []
         for name, values in self.columns.items():
             if values.dtype.kind == "f":
                 numeric.append(len(names))
@@ -162,4 +165,3 @@ def read_rows(
                 f" Check the separator ({separator!r}) and the quoting."
             )
     return header, rows[1:]
-

@@ -4,7 +4,8 @@ standardized with the training split's statistics alone."""
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Any, Mapping
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 from autotune.data.schema import CLASSIFICATION
 from autotune.errors import DataError

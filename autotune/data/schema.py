@@ -6,7 +6,8 @@ Only the table's form is checked here; the files themselves are read when the st
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from autotune import references
 from autotune.errors import StudySpecError
@@ -87,9 +88,7 @@ def validate(data: Any, where: str) -> dict[str, Any]:
         raise StudySpecError(f"{where}: [data] must be a table with a source, but got {data!r}.")
     source = data.get("source")
     if source is None:
-        raise StudySpecError(
-            f"{where}: [data] needs a source; one of {_ALLOWED_SOURCES}."
-        )
+        raise StudySpecError(f"{where}: [data] needs a source; one of {_ALLOWED_SOURCES}.")
     if not isinstance(source, str):
         raise StudySpecError(f"{where}: [data] source must be of type str, but got {source!r}.")
     if source not in BUILTIN and source not in FILE_SOURCES and not references.is_reference(source):
@@ -108,7 +107,7 @@ def validate(data: Any, where: str) -> dict[str, Any]:
     if missing:
         raise StudySpecError(
             f"{where}: [data] source '{source}' needs {' and '.join(missing)}"
-            + ("; add for example target = \"label\"" if "target" in missing else "")
+            + ('; add for example target = "label"' if "target" in missing else "")
             + (f"; task is {' or '.join(TASKS)}" if "task" in missing else "")
             + "."
         )
@@ -119,8 +118,8 @@ def validate(data: Any, where: str) -> dict[str, Any]:
             value = out[key] = float(value)
         if not isinstance(value, kind_of_value) or isinstance(value, bool):
             raise StudySpecError(
-                f"{where}: [data] {key} must be of type {kind_of_value.__name__}, but got"
-                f" {value!r}."
+                f"{where}: [data] {key} must be of type {getattr(kind_of_value, '__name__', '')},"
+                f" but got {value!r}."
             )
     for key in ("validation_fraction", "test_fraction"):
         if not 0.0 < out[key] < 1.0:
@@ -156,7 +155,7 @@ def validate(data: Any, where: str) -> dict[str, Any]:
             )
     if "separator" in out and len(out["separator"]) != 1:
         raise StudySpecError(
-            f"{where}: [data] separator must be one character such as \",\" or \";\", but got"
+            f'{where}: [data] separator must be one character such as "," or ";", but got'
             f" {out['separator']!r}."
         )
     return out

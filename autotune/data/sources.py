@@ -4,8 +4,9 @@ and the checks every source's features and targets pass."""
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Mapping
+from typing import TYPE_CHECKING, Any
 
 from autotune import references
 from autotune.data.schema import CLASSIFICATION, REGRESSION
@@ -87,14 +88,12 @@ def targets(
             first = next((i for i, v in enumerate(y) if number(str(v)) is None), 0)
             raise DataError(
                 f"{label} holds text ({locate(first)}: {y[first].item()!r}), but task is"
-                f" regression, which needs numbers. Set task = \"classification\", or make the"
+                f' regression, which needs numbers. Set task = "classification", or make the'
                 f" targets numbers."
             )
         return y
     if y.dtype.kind not in "biuf":
-        raise DataError(
-            f"{label} holds {y.dtype} values; give numbers, or text for class labels."
-        )
+        raise DataError(f"{label} holds {y.dtype} values; give numbers, or text for class labels.")
     missing = np.flatnonzero(~np.isfinite(y))
     if missing.size:
         raise DataError(
@@ -107,7 +106,7 @@ def targets(
             raise DataError(
                 f"{label} holds non-whole numbers ({locate(fractional[0])}:"
                 f" {y[fractional[0]].item()}), but task is classification. Set task ="
-                f" \"regression\", or give class labels."
+                f' "regression", or give class labels.'
             )
         y = y.astype(np.int64)
     return y
@@ -157,7 +156,7 @@ def read_npz(path: Path, data: Mapping[str, Any], where: str) -> tuple[Any, Any]
         if data[key] not in arrays:
             raise DataError(
                 f"{path}: no array '{data[key]}'; it holds: {', '.join(sorted(arrays)) or 'none'}."
-                f" Set [data] {key} = \"NAME\" to the array of"
+                f' Set [data] {key} = "NAME" to the array of'
                 f" {'features' if key == 'x' else 'targets'}."
             )
     return arrays[data["x"]], arrays[data["y"]]
@@ -179,7 +178,8 @@ def call_function(reference: str, folder: Path, where: str) -> tuple[Any, Any]:
             f"{label} returned {type(result).__name__}, not a pair (X, y) of arrays."
             f" End it with: return X, y"
         )
-    return result
+    x, y = result
+    return x, y
 
 
 def number(text: str) -> float | None:

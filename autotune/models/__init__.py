@@ -15,8 +15,9 @@ sampled one (the training parameters are searched for every family).
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping
+from typing import Any
 
 from autotune import references
 from autotune.errors import ModelError, StudySpecError

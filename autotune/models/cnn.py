@@ -11,7 +11,8 @@ channel.
 from __future__ import annotations
 
 import math
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from autotune.errors import ModelError
 

@@ -6,7 +6,8 @@ its bias, which BatchNorm's shift replaces), then the activation, then dropout.
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 SPACE: dict[str, Any] = {
     "n_layers": {"low": 1, "high": 3},

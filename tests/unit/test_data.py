@@ -13,7 +13,9 @@ from autotune.errors import DataError, StudySpecError
 HEADER = ["size", "rooms", "district", "label", "price"]
 
 
-def write_csv(folder: Path, rows: list[list], name: str = "houses.csv", header=HEADER, sep=",") -> Path:
+def write_csv(
+    folder: Path, rows: list[list], name: str = "houses.csv", header=HEADER, sep=","
+) -> Path:
     path = folder / name
     with path.open("w", newline="") as f:
         writer = csv.writer(f, delimiter=sep)
@@ -102,13 +104,41 @@ def test_the_separator_is_configurable(tmp_path: Path):
 @pytest.mark.parametrize(
     "rows, table, message",
     [
-        ([[50, 2, "north", "", 1]], {}, r"houses.csv: column 'label' has 1 missing value\(s\) \(line 2: ''\). Fill them in or drop those rows."),
-        ([[50, "NA", "north", "big", 1]], {}, r"column 'rooms' has 1 missing value\(s\) \(line 2: 'NA'\). Fill them in, drop those rows, or leave the column out of \[data\] features."),
-        ([[50, "three", "north", "big", 1]], {}, r"column 'rooms' holds numbers \(line 3: '\d'\) and text \(line 2: 'three'\); fix the values that are wrong"),
-        ([], {"target": "kind"}, r"houses.csv: no target column 'kind'; the columns are: size, rooms, district, label, price. Set \[data\] target to one of them."),
-        ([], {"features": ["size", "floor"]}, r"no column\(s\) 'floor'; the columns are: .* Fix \[data\] features."),
-        ([], {"target": "label", "task": "regression"}, r"target 'label' holds text \(line 2: 'big'.*\), but task is regression, which needs numbers. Set task = \"classification\""),
-        ([[50, 2, "north", "big", 1, "extra"]], {}, r"houses.csv, line 2: 6 fields, but the header has 5. Check the separator"),
+        (
+            [[50, 2, "north", "", 1]],
+            {},
+            r"houses.csv: column 'label' has 1 missing value\(s\) \(line 2: ''\). Fill them in or drop those rows.",
+        ),
+        (
+            [[50, "NA", "north", "big", 1]],
+            {},
+            r"column 'rooms' has 1 missing value\(s\) \(line 2: 'NA'\). Fill them in, drop those rows, or leave the column out of \[data\] features.",
+        ),
+        (
+            [[50, "three", "north", "big", 1]],
+            {},
+            r"column 'rooms' holds numbers \(line 3: '\d'\) and text \(line 2: 'three'\); fix the values that are wrong",
+        ),
+        (
+            [],
+            {"target": "kind"},
+            r"houses.csv: no target column 'kind'; the columns are: size, rooms, district, label, price. Set \[data\] target to one of them.",
+        ),
+        (
+            [],
+            {"features": ["size", "floor"]},
+            r"no column\(s\) 'floor'; the columns are: .* Fix \[data\] features.",
+        ),
+        (
+            [],
+            {"target": "label", "task": "regression"},
+            r"target 'label' holds text \(line 2: 'big'.*\), but task is regression, which needs numbers. Set task = \"classification\"",
+        ),
+        (
+            [[50, 2, "north", "big", 1, "extra"]],
+            {},
+            r"houses.csv, line 2: 6 fields, but the header has 5. Check the separator",
+        ),
     ],
 )
 def test_bad_csv_files_name_the_file_the_line_and_the_fix(tmp_path: Path, rows, table, message):
@@ -119,25 +149,37 @@ def test_bad_csv_files_name_the_file_the_line_and_the_fix(tmp_path: Path, rows, 
 
 
 def test_a_missing_file_names_the_path_and_where_it_starts(tmp_path: Path):
-    with pytest.raises(DataError, match=r"study.toml: \[data\] path: no file .*houses.csv. Fix the path; a relative one starts at the study file's folder."):
+    with pytest.raises(
+        DataError,
+        match=r"study.toml: \[data\] path: no file .*houses.csv. Fix the path; a relative one starts at the study file's folder.",
+    ):
         data.load(csv_table(), tmp_path, where="study.toml")
 
 
 def test_a_fractional_class_label_and_an_identifier_column_are_refused(tmp_path: Path):
     rows = [[r[0], r[1], r[2], r[0], r[4]] for r in houses()]  # sizes as class labels
     write_csv(tmp_path, rows)
-    with pytest.raises(DataError, match=r"target 'label' holds non-whole numbers .* but task is classification. Set task = \"regression\""):
+    with pytest.raises(
+        DataError,
+        match=r"target 'label' holds non-whole numbers .* but task is classification. Set task = \"regression\"",
+    ):
         data.load(csv_table(), tmp_path)
 
     rows = [[r[0], r[1], f"customer {i}", r[3], r[4]] for i, r in enumerate(houses(300))]
     write_csv(tmp_path, rows, name="ids.csv")
-    with pytest.raises(DataError, match=r"text column 'district' has 180 different values in 180 training rows; it looks like an identifier"):
+    with pytest.raises(
+        DataError,
+        match=r"text column 'district' has 180 different values in 180 training rows; it looks like an identifier",
+    ):
         data.load(csv_table(path="ids.csv"), tmp_path)
 
 
 def test_too_few_rows_per_class_get_a_clear_message(tmp_path: Path):
     write_csv(tmp_path, [[50, 2, "north", "rare", 1]] + houses())
-    with pytest.raises(DataError, match=r"61 rows in 3 classes are too few to split .* the smallest class, 'rare', has 1 row\(s\). Add rows, or drop the rarest classes."):
+    with pytest.raises(
+        DataError,
+        match=r"61 rows in 3 classes are too few to split .* the smallest class, 'rare', has 1 row\(s\). Add rows, or drop the rarest classes.",
+    ):
         data.load(csv_table(), tmp_path)
 
 
@@ -145,19 +187,38 @@ def test_npz_arrays_with_configurable_names(tmp_path: Path):
     rng = np.random.default_rng(0)
     np.savez(tmp_path / "images.npz", images=rng.random((50, 4, 4)), labels=np.arange(50) % 2)
     table = data.validate(
-        {"source": "npz", "path": "images.npz", "x": "images", "y": "labels", "task": "classification"}, "s"
+        {
+            "source": "npz",
+            "path": "images.npz",
+            "x": "images",
+            "y": "labels",
+            "task": "classification",
+        },
+        "s",
     )
     ds = data.load(table, tmp_path)
     assert ds.input_shape == (4, 4) and ds.n_outputs == 2
 
-    with pytest.raises(DataError, match=r"images.npz: no array 'x'; it holds: images, labels. Set \[data\] x = \"NAME\""):
-        data.load(data.validate({"source": "npz", "path": "images.npz", "task": "classification"}, "s"), tmp_path)
+    with pytest.raises(
+        DataError,
+        match=r"images.npz: no array 'x'; it holds: images, labels. Set \[data\] x = \"NAME\"",
+    ):
+        data.load(
+            data.validate({"source": "npz", "path": "images.npz", "task": "classification"}, "s"),
+            tmp_path,
+        )
 
     x = rng.random((50, 3))
     x[7, 1] = np.nan
     np.savez(tmp_path / "gaps.npz", x=x, y=np.arange(50) % 2)
-    with pytest.raises(DataError, match=r"gaps.npz: X has missing \(NaN or infinite\) values in 1 example\(s\), the first at example 7"):
-        data.load(data.validate({"source": "npz", "path": "gaps.npz", "task": "classification"}, "s"), tmp_path)
+    with pytest.raises(
+        DataError,
+        match=r"gaps.npz: X has missing \(NaN or infinite\) values in 1 example\(s\), the first at example 7",
+    ):
+        data.load(
+            data.validate({"source": "npz", "path": "gaps.npz", "task": "classification"}, "s"),
+            tmp_path,
+        )
 
 
 def test_a_function_source_returns_x_and_y(tmp_path: Path):
@@ -172,44 +233,107 @@ def test_a_function_source_returns_x_and_y(tmp_path: Path):
         "def single():\n"
         "    return np.zeros(3)\n"
     )
-    ds = data.load(data.validate({"source": "loaders.py:load", "task": "regression"}, "s"), tmp_path)
+    ds = data.load(
+        data.validate({"source": "loaders.py:load", "task": "regression"}, "s"), tmp_path
+    )
     assert ds.n_outputs == 1 and ds.input_shape == (3,)
 
-    with pytest.raises(DataError, match=r"s: \[data\] source 'loaders.py:broken' raised ConnectionError: database is down \(loaders.py, line 7\). Fix the function."):
-        data.load(data.validate({"source": "loaders.py:broken", "task": "regression"}, "s"), tmp_path, where="s")
-    with pytest.raises(DataError, match=r"'loaders.py:single' returned ndarray, not a pair \(X, y\) of arrays"):
-        data.load(data.validate({"source": "loaders.py:single", "task": "regression"}, "s"), tmp_path, where="s")
-    with pytest.raises(DataError, match=r"'loaders.py:lod': loaders.py has no 'lod'; it defines broken, load, single. Fix the name after the colon."):
-        data.load(data.validate({"source": "loaders.py:lod", "task": "regression"}, "s"), tmp_path, where="s")
+    with pytest.raises(
+        DataError,
+        match=r"s: \[data\] source 'loaders.py:broken' raised ConnectionError: database is down \(loaders.py, line 7\). Fix the function.",
+    ):
+        data.load(
+            data.validate({"source": "loaders.py:broken", "task": "regression"}, "s"),
+            tmp_path,
+            where="s",
+        )
+    with pytest.raises(
+        DataError, match=r"'loaders.py:single' returned ndarray, not a pair \(X, y\) of arrays"
+    ):
+        data.load(
+            data.validate({"source": "loaders.py:single", "task": "regression"}, "s"),
+            tmp_path,
+            where="s",
+        )
+    with pytest.raises(
+        DataError,
+        match=r"'loaders.py:lod': loaders.py has no 'lod'; it defines broken, load, single. Fix the name after the colon.",
+    ):
+        data.load(
+            data.validate({"source": "loaders.py:lod", "task": "regression"}, "s"),
+            tmp_path,
+            where="s",
+        )
 
 
 def test_digits_as_images():
     ds = data.load(data.validate({"source": "digits", "reshape": [8, 8, 1]}, "s"))
     assert ds.input_shape == (8, 8, 1) and ds.n_outputs == 10
-    with pytest.raises(DataError, match=r"reshape \[8, 8, 2\] holds 128 values per example, but the data has 64"):
+    with pytest.raises(
+        DataError, match=r"reshape \[8, 8, 2\] holds 128 values per example, but the data has 64"
+    ):
         data.load(data.validate({"source": "digits", "reshape": [8, 8, 2]}, "s"))
 
 
 def test_the_builtin_tables_store_what_they_stored_before():
     # Stored studies are recognized by their [data] table: it must not gain keys.
     assert data.validate({"source": "circles"}, "s") == {
-        "source": "circles", "seed": 0, "validation_fraction": 0.2, "test_fraction": 0.2,
+        "source": "circles",
+        "seed": 0,
+        "validation_fraction": 0.2,
+        "test_fraction": 0.2,
     }
 
 
 @pytest.mark.parametrize(
     "table, message",
     [
-        ({"source": "csv", "path": "a.csv", "target": "y"}, r"s: \[data\] source 'csv' needs task; task is classification or regression."),
-        ({"source": "csv", "path": "a.csv", "task": "regression"}, r"source 'csv' needs target; add for example target = \"label\"."),
+        (
+            {"source": "csv", "path": "a.csv", "target": "y"},
+            r"s: \[data\] source 'csv' needs task; task is classification or regression.",
+        ),
+        (
+            {"source": "csv", "path": "a.csv", "task": "regression"},
+            r"source 'csv' needs target; add for example target = \"label\".",
+        ),
         ({"source": "csv", "target": "y", "task": "regression"}, r"source 'csv' needs path."),
-        ({"source": "csv", "path": "a.csv", "target": "y", "task": "regresion"}, r"task must be classification or regression, but got 'regresion'."),
-        ({"source": "csv", "path": "a.csv", "target": "y", "task": "regression", "features": ["a", "y"]}, r"features include the target 'y'"),
-        ({"source": "csv", "path": "a.csv", "target": "y", "task": "regression", "x": "a"}, r"unknown key\(s\) x for source 'csv'; allowed: features, path, reshape, seed,"),
-        ({"source": "csv", "path": "a.csv", "target": "y", "task": "regression", "separator": ";;"}, r"separator must be one character"),
+        (
+            {"source": "csv", "path": "a.csv", "target": "y", "task": "regresion"},
+            r"task must be classification or regression, but got 'regresion'.",
+        ),
+        (
+            {
+                "source": "csv",
+                "path": "a.csv",
+                "target": "y",
+                "task": "regression",
+                "features": ["a", "y"],
+            },
+            r"features include the target 'y'",
+        ),
+        (
+            {"source": "csv", "path": "a.csv", "target": "y", "task": "regression", "x": "a"},
+            r"unknown key\(s\) x for source 'csv'; allowed: features, path, reshape, seed,",
+        ),
+        (
+            {
+                "source": "csv",
+                "path": "a.csv",
+                "target": "y",
+                "task": "regression",
+                "separator": ";;",
+            },
+            r"separator must be one character",
+        ),
         ({"source": "digits", "task": "regression"}, r"unknown key\(s\) task for source 'digits'"),
-        ({"source": "digits", "reshape": [8, 0]}, r"reshape must be a list of positive whole numbers"),
-        ({"source": "sql"}, r"unknown data source 'sql'; allowed: breast_cancer, circles, csv, digits, moons, npz, or your own function as 'module:function'"),
+        (
+            {"source": "digits", "reshape": [8, 0]},
+            r"reshape must be a list of positive whole numbers",
+        ),
+        (
+            {"source": "sql"},
+            r"unknown data source 'sql'; allowed: breast_cancer, circles, csv, digits, moons, npz, or your own function as 'module:function'",
+        ),
     ],
 )
 def test_bad_data_tables(table, message):

@@ -63,9 +63,12 @@ def test_each_name_builds_its_class_with_the_options(name: str):
 @pytest.mark.parametrize("name", sorted(PRUNERS))
 def test_each_pruner_prunes_a_trial_that_falls_behind(name: str):
     # a fixed name: Hyperband assigns trials to brackets by a hash of it
-    study = optuna.create_study(study_name="pruning", direction="maximize",
-                                pruner=make_pruner(name, MAX_EPOCHS, OPTIONS[name]),
-                                sampler=optuna.samplers.RandomSampler(seed=0))
+    study = optuna.create_study(
+        study_name="pruning",
+        direction="maximize",
+        pruner=make_pruner(name, MAX_EPOCHS, OPTIONS[name]),
+        sampler=optuna.samplers.RandomSampler(seed=0),
+    )
     good = 8
     runner.work(study, lambda: curves_objective(good), n_trials=good + 8, echo=None)
     late = [t for t in study.trials if t.number >= good]
@@ -73,7 +76,9 @@ def test_each_pruner_prunes_a_trial_that_falls_behind(name: str):
     if name == "none":
         assert not pruned and all(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials)
         return
-    assert len(pruned) >= len(late) // 2, f"{name} pruned {len(pruned)} of {len(late)} trials stuck near 0.1"
+    assert len(pruned) >= len(late) // 2, (
+        f"{name} pruned {len(pruned)} of {len(late)} trials stuck near 0.1"
+    )
     assert any(len(t.intermediate_values) < MAX_EPOCHS for t in pruned)  # some ended early
     # the first trial, which leads at every epoch, is never pruned
     assert study.trials[0].state == optuna.trial.TrialState.COMPLETE
@@ -90,7 +95,9 @@ def test_median_waits_for_a_few_trials_and_epochs_by_default():
 
 
 def test_threshold_without_a_bound_says_how_to_give_one():
-    with pytest.raises(StudySpecError, match=r"threshold pruner needs a bound: set \[pruner_options\] lower"):
+    with pytest.raises(
+        StudySpecError, match=r"threshold pruner needs a bound: set \[pruner_options\] lower"
+    ):
         make_pruner("threshold", 10, {})
 
 
@@ -101,5 +108,8 @@ def test_bad_pruner_option_is_refused():
 
 def test_a_bad_pruner_option_in_a_study_file_is_refused_when_it_loads():
     raw = tiny_raw(pruner="median", pruner_options={"n_warmup": 2})
-    with pytest.raises(StudySpecError, match=r"^study.toml: pruner_options do not fit the median pruner: .*n_warmup"):
+    with pytest.raises(
+        StudySpecError,
+        match=r"^study.toml: pruner_options do not fit the median pruner: .*n_warmup",
+    ):
         from_dict(raw, source="study.toml")

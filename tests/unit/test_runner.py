@@ -8,7 +8,8 @@ import time
 import optuna
 import pytest
 
-from autotune import runner, study as study_module
+from autotune import runner
+from autotune import study as study_module
 from autotune.errors import (
     AutotuneError,
     Interrupted,
@@ -22,8 +23,9 @@ State = optuna.trial.TrialState
 
 
 def new_study() -> optuna.Study:
-    return optuna.create_study(study_name="stub", direction="maximize",
-                               sampler=optuna.samplers.RandomSampler(seed=0))
+    return optuna.create_study(
+        study_name="stub", direction="maximize", sampler=optuna.samplers.RandomSampler(seed=0)
+    )
 
 
 def states(study: optuna.Study) -> list[str]:
@@ -106,7 +108,9 @@ def test_ten_failures_in_a_row_stop_the_search_with_the_last_reason():
         raise TrialDiverged(f"loss became nan at epoch {trial.number}")
 
     study = new_study()
-    with pytest.raises(SearchFailedError, match=r"^10 trials in a row failed, the last because it diverged\. "):
+    with pytest.raises(
+        SearchFailedError, match=r"^10 trials in a row failed, the last because it diverged\. "
+    ):
         runner.work(study, lambda: objective, n_trials=50, echo=None)
     assert states(study) == ["COMPLETE"] + ["FAIL"] * 10
 

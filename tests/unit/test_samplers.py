@@ -13,9 +13,17 @@ from autotune.spec import from_dict
 from conftest import tiny_raw
 
 # grid needs a discrete space
-DISCRETE = {"batch_size": 1024, "n_layers": 1, "units": [4, 8], "learning_rate": [0.01, 0.05],
-            "optimizer": "adam", "decay": "none", "activation": "relu", "dropout": 0.0,
-            "batchnorm": False}
+DISCRETE = {
+    "batch_size": 1024,
+    "n_layers": 1,
+    "units": [4, 8],
+    "learning_rate": [0.01, 0.05],
+    "optimizer": "adam",
+    "decay": "none",
+    "activation": "relu",
+    "dropout": 0.0,
+    "batchnorm": False,
+}
 CLASSES = {
     "tpe": "TPESampler",
     "random": "RandomSampler",
@@ -35,8 +43,10 @@ def spec_for(name: str, **options):
 
 def search(spec, n_trials: int) -> optuna.Study:
     """A real sampler over the study's space, driven by the work loop with a stub objective."""
-    study = optuna.create_study(direction="maximize",
-                                sampler=make_sampler(spec.sampler, 0, spec.sampler_options, spec.space))
+    study = optuna.create_study(
+        direction="maximize",
+        sampler=make_sampler(spec.sampler, 0, spec.sampler_options, spec.space),
+    )
     objective = lambda trial: float(sample(spec.space, trial)["learning_rate"])  # noqa: E731
     runner.work(study, lambda: objective, n_trials=n_trials, echo=None)
     return study
@@ -73,10 +83,15 @@ def test_options_reach_the_sampler_and_the_seed_fixes_its_choices():
 
 
 def test_grid_on_a_continuous_space_is_refused_when_the_study_file_loads():
-    with pytest.raises(StudySpecError, match=r"^s.toml: The grid sampler needs a discrete space, but 'learning_rate' is continuous"):
+    with pytest.raises(
+        StudySpecError,
+        match=r"^s.toml: The grid sampler needs a discrete space, but 'learning_rate' is continuous",
+    ):
         from_dict(tiny_raw(sampler="grid"), source="s.toml")
 
 
 def test_an_unknown_sampler_option_is_refused_when_the_study_file_loads():
-    with pytest.raises(StudySpecError, match=r"^s.toml: sampler_options do not fit the tpe sampler: .*n_startup"):
+    with pytest.raises(
+        StudySpecError, match=r"^s.toml: sampler_options do not fit the tpe sampler: .*n_startup"
+    ):
         from_dict(tiny_raw(sampler_options={"n_startup": 3}), source="s.toml")

@@ -15,7 +15,10 @@ DEFAULT = {
 def test_kinds_are_inferred_from_the_bounds():
     space = build_space(DEFAULT)
     assert [space[n].kind for n in ("lr", "units", "optimizer", "momentum")] == [
-        "float", "int", "categorical", "float",
+        "float",
+        "int",
+        "categorical",
+        "float",
     ]
 
 
@@ -79,7 +82,9 @@ def test_malformed_definitions_are_named(raw, message):
 
 
 def test_unknown_parameter_is_refused_with_the_known_ones():
-    with pytest.raises(StudySpecError, match=r"unknown parameter 'unit'; this model family has: lr"):
+    with pytest.raises(
+        StudySpecError, match=r"unknown parameter 'unit'; this model family has: lr"
+    ):
         build_space(DEFAULT, {"unit": 8})
 
 

@@ -14,7 +14,13 @@ def test_shipped_studies_load(name):
     assert spec.name == name
     assert spec.direction == "maximize" and spec.metric == "val_accuracy"
     assert set(spec.space) >= {
-        "learning_rate", "batch_size", "decay", "optimizer", "dropout", "batchnorm", "units",
+        "learning_rate",
+        "batch_size",
+        "decay",
+        "optimizer",
+        "dropout",
+        "batchnorm",
+        "units",
         "n_layers",
     }
 
@@ -22,7 +28,13 @@ def test_shipped_studies_load(name):
 def test_default_space_covers_every_optimizer_and_decay_policy():
     space = spec_module.resolve("circles").space
     assert space["optimizer"].choices == (
-        "sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam", "adamw",
+        "sgd",
+        "momentum",
+        "nesterov",
+        "adagrad",
+        "rmsprop",
+        "adam",
+        "adamw",
     )
     assert space["decay"].choices == ("none", "exponential", "linear", "cosine", "step")
     assert space["learning_rate"].log
@@ -36,8 +48,14 @@ def test_default_space_covers_every_optimizer_and_decay_policy():
         ("unknown_source", r"unknown data source 'mnist'; allowed: breast_cancer, circles,"),
         ("unknown_param", r"\[space\] names unknown parameter 'unit'; this model family has:"),
         ("bad_range", r"'learning_rate': low must not exceed high, but got low=0.1, high=0.001"),
-        ("bad_metric", r"metric 'val_auc' is not logged for classification; allowed: val_accuracy,"),
-        ("wrong_direction", r"val_loss improves when it goes down, so direction must be 'minimize'"),
+        (
+            "bad_metric",
+            r"metric 'val_auc' is not logged for classification; allowed: val_accuracy,",
+        ),
+        (
+            "wrong_direction",
+            r"val_loss improves when it goes down, so direction must be 'minimize'",
+        ),
         ("not_toml", r"not valid TOML"),
         ("no_data", r"missing \[data\] table"),
         ("unknown_sampler", r"unknown sampler 'tpee'; allowed: cmaes, gp, grid, qmc, random, tpe"),
@@ -79,7 +97,10 @@ def test_find_looks_at_a_path_then_local_studies_then_shipped(workdir: Path):
 
 
 def test_unknown_study_lists_the_places_and_the_shipped_names(workdir: Path):
-    with pytest.raises(StudySpecError, match=r"No study named 'circels': looked for ./studies/circels.toml and the shipped studies \(breast_cancer, circles, digits, digits_cnn, moons\)"):
+    with pytest.raises(
+        StudySpecError,
+        match=r"No study named 'circels': looked for ./studies/circels.toml and the shipped studies \(breast_cancer, circles, digits, digits_cnn, moons\)",
+    ):
         spec_module.find("circels")
     with pytest.raises(StudySpecError, match=r"No study file at nowhere/x.toml"):
         spec_module.find("nowhere/x.toml")
@@ -100,17 +121,23 @@ def test_a_user_family_space_is_its_space_plus_training_and_may_grow(tmp_path: P
     assert space["depth"].choices == (1, 2, 3)  # added: the user's builder reads it
     assert {"learning_rate", "optimizer", "decay", "batch_size"} <= set(space)
     # a built-in family would silently ignore a new parameter, so it is refused
-    with pytest.raises(StudySpecError, match=r"\[space\] names unknown parameter 'depth'; this model family has:"):
+    with pytest.raises(
+        StudySpecError, match=r"\[space\] names unknown parameter 'depth'; this model family has:"
+    ):
         spec_module.from_dict(tiny_raw(space={"depth": [1, 2]}))
 
 
-def test_paths_start_at_the_study_file_folder_which_the_stored_form_keeps(tmp_path: Path, workdir: Path):
+def test_paths_start_at_the_study_file_folder_which_the_stored_form_keeps(
+    tmp_path: Path, workdir: Path
+):
     folder = tmp_path / "project"
     folder.mkdir()
     (folder / "model.py").write_text(USER_FAMILY)
     path = folder / "mine.toml"
-    path.write_text('model = "model.py:build"\n[data]\nsource = "csv"\npath = "rows.csv"\n'
-                    'target = "y"\ntask = "regression"\n')
+    path.write_text(
+        'model = "model.py:build"\n[data]\nsource = "csv"\npath = "rows.csv"\n'
+        'target = "y"\ntask = "regression"\n'
+    )
     spec = spec_module.load(path)  # from another current directory
     assert spec.folder == str(folder) and spec.family.user
     assert spec.direction == "minimize" and spec.metric == "val_loss"
@@ -131,11 +158,16 @@ def test_folder_is_no_key_a_user_is_told_about():
 
 
 def test_an_unknown_model_lists_the_families_and_the_reference_forms():
-    with pytest.raises(StudySpecError, match=r"<spec>: unknown model 'resnet'; allowed: cnn, mlp, or your own as 'module:function' or 'file.py:function'."):
+    with pytest.raises(
+        StudySpecError,
+        match=r"<spec>: unknown model 'resnet'; allowed: cnn, mlp, or your own as 'module:function' or 'file.py:function'.",
+    ):
         spec_module.from_dict(tiny_raw(model="resnet"))
 
 
 def test_the_cnn_study_reads_digits_as_images():
     spec = spec_module.resolve("digits_cnn")
     assert spec.model == "cnn" and spec.data["reshape"] == [8, 8, 1]
-    assert {"filters", "conv_blocks", "kernel_size", "units", "dropout", "batchnorm"} <= set(spec.space)
+    assert {"filters", "conv_blocks", "kernel_size", "units", "dropout", "batchnorm"} <= set(
+        spec.space
+    )

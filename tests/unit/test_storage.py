@@ -29,12 +29,18 @@ def test_bare_dialects_get_the_installed_driver(url, expected):
 
 
 def test_password_is_masked():
-    assert storage.mask("postgresql+psycopg://u:s3cret@h:5432/db") == "postgresql+psycopg://u:***@h:5432/db"
+    assert (
+        storage.mask("postgresql+psycopg://u:s3cret@h:5432/db")
+        == "postgresql+psycopg://u:***@h:5432/db"
+    )
     assert "s3cret" not in storage.mask("not a url //u:s3cret@h")
 
 
 def test_malformed_url_is_one_clear_line():
-    with pytest.raises(StorageError, match=r"'nonsense' is not a storage URL; expected for example sqlite:///autotune.db"):
+    with pytest.raises(
+        StorageError,
+        match=r"'nonsense' is not a storage URL; expected for example sqlite:///autotune.db",
+    ):
         storage.resolve_url("nonsense")
 
 
@@ -51,5 +57,7 @@ def test_missing_folder_is_named(tmp_path: Path):
 def test_unreachable_server_masks_the_password():
     with pytest.raises(StorageError) as info:
         storage.open_storage("postgresql+psycopg://user:s3cret@127.0.0.1:1/test")
-    assert "Cannot connect to storage postgresql+psycopg://user:***@127.0.0.1:1/test" in str(info.value)
+    assert "Cannot connect to storage postgresql+psycopg://user:***@127.0.0.1:1/test" in str(
+        info.value
+    )
     assert "s3cret" not in str(info.value)

@@ -44,10 +44,15 @@ def test_a_searched_study_refuses_another_objective_and_names_what_changed(sqlit
     study = study_module.open_study(from_dict(tiny_raw()), sqlite_url)
     finished_trials(study, [0.5])
     changed = from_dict(tiny_raw(max_epochs=7, space={"units": 8}), source="tiny.toml")
-    with pytest.raises(StudyMismatchError, match=r"was searched with another max_epochs, space; its trials cannot be mixed"):
+    with pytest.raises(
+        StudyMismatchError,
+        match=r"was searched with another max_epochs, space; its trials cannot be mixed",
+    ):
         study_module.open_study(changed, sqlite_url)
     # the budget, sampler and pruner may change
-    study_module.open_study(from_dict(tiny_raw(n_trials=9, sampler="random", pruner="none")), sqlite_url)
+    study_module.open_study(
+        from_dict(tiny_raw(n_trials=9, sampler="random", pruner="none")), sqlite_url
+    )
 
 
 def test_a_study_not_made_by_autotune_is_refused(sqlite_url: str):
@@ -64,7 +69,10 @@ def test_load_study_names_what_the_storage_holds(sqlite_url: str, workdir: Path)
         study_module.load_study("tiny", sqlite_url)
     assert not (workdir / "studies.db").exists()  # nothing was created
     study_module.open_study(from_dict(tiny_raw()), sqlite_url)
-    with pytest.raises(StudyNotFoundError, match=r"No study 'nope' in .*; it holds: tiny\. Create it with `autotune run --study nope`"):
+    with pytest.raises(
+        StudyNotFoundError,
+        match=r"No study 'nope' in .*; it holds: tiny\. Create it with `autotune run --study nope`",
+    ):
         study_module.load_study("nope", sqlite_url)
     # a study file stands for the study it names
     path = workdir / "tiny.toml"
@@ -82,7 +90,13 @@ def test_counts_leave_surplus_trials_out_of_every_figure():
     study.ask()  # running
     study.enqueue_trial({"x": 0.5})
     tally = study_module.counts(study)
-    assert (tally.complete, tally.pruned, tally.failed, tally.running, tally.waiting) == (2, 1, 1, 1, 1)
+    assert (tally.complete, tally.pruned, tally.failed, tally.running, tally.waiting) == (
+        2,
+        1,
+        1,
+        1,
+        1,
+    )
     assert tally.finished == 3
     assert str(tally) == "2 complete, 1 failed, 1 pruned, 1 running, 1 waiting"
 
@@ -115,7 +129,8 @@ def _imports(path: Path) -> set[str]:
     """The autotune modules that a module imports, at its top or inside its functions."""
     tree = ast.parse(path.read_text())
     typing_only = {  # imports under `if TYPE_CHECKING:` never run
-        id(n) for block in ast.walk(tree)
+        id(n)
+        for block in ast.walk(tree)
         if isinstance(block, ast.If) and getattr(block.test, "id", None) == "TYPE_CHECKING"
         for n in ast.walk(block)
     }
@@ -138,8 +153,11 @@ def test_no_module_of_the_package_imports_itself_back_through_others():
         name = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
         modules[name] = path
     # the package's __init__ re-exports; what counts is each module's own dependencies
-    graph = {name: {m for m in _imports(path) if m in modules and m not in ("autotune", name)}
-             for name, path in modules.items() if name != "autotune"}
+    graph = {
+        name: {m for m in _imports(path) if m in modules and m not in ("autotune", name)}
+        for name, path in modules.items()
+        if name != "autotune"
+    }
 
     def cycle_from(start: str) -> list[str] | None:
         stack = [(start, [start])]
@@ -161,8 +179,10 @@ def test_no_module_of_the_package_imports_itself_back_through_others():
 def test_only_the_trial_seam_calls_fit():
     def keras_fits(path: Path) -> int:  # calls of .fit(..., epochs=...)
         return sum(
-            1 for node in ast.walk(ast.parse(path.read_text()))
-            if isinstance(node, ast.Call) and getattr(node.func, "attr", None) == "fit"
+            1
+            for node in ast.walk(ast.parse(path.read_text()))
+            if isinstance(node, ast.Call)
+            and getattr(node.func, "attr", None) == "fit"
             and any(k.arg == "epochs" for k in node.keywords)
         )
 
