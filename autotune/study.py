@@ -64,7 +64,8 @@ def open_study(spec: StudySpec, url: str, *, sampler_seed: int | None = None) ->
     _check_objective(study, spec, url)
     if study.metric_names != [spec.metric]:
         # optuna-dashboard and Optuna's plots label the value with it, not "Objective 0"
-        study.set_metric_names([spec.metric])
+        with storage_module.quiet_optuna():  # set_metric_names is marked experimental
+            study.set_metric_names([spec.metric])
     return study
 
 

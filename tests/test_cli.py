@@ -210,3 +210,15 @@ def test_debug_adds_the_traceback_to_the_one_line(workdir: Path, monkeypatch):
         assert "Traceback (most recent call last)" in result.output
         assert "autotune.errors.StudySpecError" in result.output
         assert result.output.rstrip().endswith(plain.output.rstrip())
+
+
+def test_a_run_in_a_process_of_its_own_prints_nothing_on_stderr(write_study, sqlite_url: str):
+    # Neither TensorFlow's start-up chatter nor Optuna's warnings reach the user.
+    path = write_study(n_trials=2, max_epochs=1)
+    result = subprocess.run(
+        [sys.executable, "-m", "autotune", "run", "--study", str(path), "--storage", sqlite_url],
+        capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ""
+    assert "Study 'tiny': 2 of 2 trials finished" in result.stdout
