@@ -52,6 +52,14 @@ def _traceback_if_debug() -> None:
         traceback.print_exc()
 
 
+# Every command that reads a stored study names it the same way.
+study_option = click.option(
+    "--study",
+    "study_name",
+    required=True,
+    metavar="NAME",
+    help="The study's name in the storage, or its study file.",
+)
 storage_option = click.option(
     "--storage",
     metavar="URL",
@@ -241,13 +249,7 @@ def studies(storage: str | None) -> None:
 
 
 @cli.command()
-@click.option(
-    "--study",
-    "study_name",
-    required=True,
-    metavar="NAME",
-    help="The study's name in the storage, or its study file.",
-)
+@study_option
 @storage_option
 @_errors
 def show(study_name: str, storage: str | None) -> None:
@@ -266,13 +268,7 @@ def show(study_name: str, storage: str | None) -> None:
 
 
 @cli.command()
-@click.option(
-    "--study",
-    "study_name",
-    required=True,
-    metavar="NAME",
-    help="The study's name in the storage, or its study file.",
-)
+@study_option
 @storage_option
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 @_errors
@@ -364,13 +360,7 @@ def dashboard(storage: str | None, host: str, port: int) -> None:
 
 
 @cli.command()
-@click.option(
-    "--study",
-    "study_name",
-    required=True,
-    metavar="NAME",
-    help="The study's name in the storage, or its study file.",
-)
+@study_option
 @storage_option
 @click.option(
     "--out",
@@ -399,13 +389,7 @@ def report(study_name: str, storage: str | None, out: str | None) -> None:
 
 
 @cli.command()
-@click.option(
-    "--study",
-    "study_name",
-    required=True,
-    metavar="NAME",
-    help="The study's name in the storage, or its study file.",
-)
+@study_option
 @storage_option
 @click.option(
     "--export",
@@ -443,13 +427,7 @@ def best(study_name: str, storage: str | None, export_dir: str | None) -> None:
 
 
 @cli.command()
-@click.option(
-    "--study",
-    "study_name",
-    required=True,
-    metavar="NAME",
-    help="The study's name in the storage, or its study file.",
-)
+@study_option
 @storage_option
 @click.option(
     "--format",
