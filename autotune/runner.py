@@ -170,6 +170,26 @@ def work(
         except KeyboardInterrupt as e:
             progress.interrupted_trial = _requeue(study, guarded.current if guarded else None)
             raise Interrupted(trial=progress.interrupted_trial) from e
+        except Exception as e:
+            database_error = _database_error(e)
+            if database_error is None:
+                raise
+            # Not chained: a driver's message may echo the connection string.
+            raise storage_module.lost(database_error, study._storage) from None
+
+
+def _database_error(error: BaseException) -> BaseException | None:
+    """The database's own error behind ``error`` (Optuna wraps a failed commit in a
+    ``StorageInternalError``), or None when the storage is not what failed."""
+    import optuna
+    import sqlalchemy.exc
+
+    seen: BaseException | None = error
+    while seen is not None:
+        if isinstance(seen, sqlalchemy.exc.OperationalError | sqlalchemy.exc.InterfaceError):
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return error if isinstance(error, optuna.exceptions.StorageInternalError) else None
 
 
 def _because(trial: optuna.trial.FrozenTrial) -> str:

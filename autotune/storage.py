@@ -151,6 +151,19 @@ def open_storage(
     return storage
 
 
+def lost(error: BaseException, storage: Any) -> StorageError:
+    """The fatal error of a storage that stopped answering while a study ran: which storage
+    (its password masked), the database's own first line, and that nothing finished is lost.
+    """
+    # A study holds its RDB storage wrapped in Optuna's trial cache.
+    engine = getattr(getattr(storage, "_backend", storage), "engine", None)
+    url = engine.url.render_as_string(hide_password=False) if engine is not None else ""
+    return StorageError(
+        f"The storage {mask(url)} stopped answering: {_first_line(error, url)}. Finished"
+        f" trials are kept in it; run the study again once it answers."
+    )
+
+
 def _first_line(error: BaseException | None, url: str) -> str:
     text = str(getattr(error, "orig", None) or error).strip().splitlines()
     line = text[0] if text else type(error).__name__

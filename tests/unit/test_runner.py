@@ -186,3 +186,25 @@ def test_the_loop_leaves_optunas_log_level_and_warning_filters_as_it_found_them(
     runner.work(new_study(), lambda: quadratic, n_trials=2, echo=None)
     assert optuna.logging.get_verbosity() == optuna.logging.INFO
     assert warnings.filters == filters
+
+
+def test_a_storage_that_stops_answering_stops_the_search_with_one_line(tmp_path):
+    import sqlite3
+
+    from autotune.errors import StorageError
+    from autotune.storage import open_storage
+
+    path = tmp_path / "gone.db"
+    study = optuna.create_study(study_name="stub", storage=open_storage(f"sqlite:///{path}"))
+
+    def objective(trial: optuna.Trial) -> float:
+        if trial.number == 1:  # the database loses its tables under the running study
+            with sqlite3.connect(path) as connection:
+                connection.execute("DROP TABLE trial_values")
+        return quadratic(trial)
+
+    with pytest.raises(
+        StorageError,
+        match=rf"^The storage sqlite:///{path} stopped answering: no such table: trial_values\. Finished trials are kept",
+    ):
+        runner.work(study, lambda: objective, n_trials=5, echo=None)
