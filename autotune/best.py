@@ -104,7 +104,7 @@ def retrain(study: optuna.Study, trial: optuna.trial.FrozenTrial | None = None) 
     # The same seed, schedule and batches as the trial's own fit, so the same weights come out.
     with fresh_graphs():
         trained = trial_module.train(spec, params, dataset, seed=seed, epochs=epochs)
-        scores = trial_module.evaluate(trained.model, dataset)
+        scores = trial_module.evaluate(trained.model, dataset, spec)
     return BestModel(
         study=study.study_name,
         trial=trial.number,

@@ -12,12 +12,13 @@ import hashlib
 import json
 import os
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from autotune import data as data_module
+from autotune import metrics as metrics_module
 from autotune import models as models_module
 from autotune import references
 from autotune.errors import StudySpecError
@@ -43,7 +44,10 @@ _KEYS: dict[str, tuple[type | tuple[type, ...], str]] = {
     "name": (str, "a study name"),
     "model": (str, "a model family: " + ALLOWED_MODELS),
     "direction": (str, "maximize or minimize"),
-    "metric": (str, "a validation metric such as val_accuracy or val_loss"),
+    "metric": (str, "a validation metric such as val_accuracy, val_loss or val_auc"),
+    "metrics": (list, 'a list of metrics to score too, such as ["auc", "f1"]'),
+    "train": (str, "your training loop, as 'file.py:train' or 'package.module:train'"),
+    "fit": (str, "your fit, as 'file.py:fit' or 'package.module:fit'"),
     "n_trials": (int, "a whole number of trials, at least 1"),
     "max_epochs": (int, "a whole number of epochs, at least 1"),
     "timeout": ((int, float), "seconds, a positive number"),
@@ -62,6 +66,9 @@ _KEYS: dict[str, tuple[type | tuple[type, ...], str]] = {
 # workers elsewhere find the user's files; a study file has no need to set it.
 _STORED_KEYS: dict[str, tuple[type, str]] = {"folder": (str, "a folder's path")}
 _EARLY_STOPPING_KEYS = ("min_delta", "patience")
+# What a user's training loop and a user's fit take.
+TRAIN_ARGUMENTS = ("params", "data", "reporter")
+FIT_ARGUMENTS = ("params", "model", "data", "callbacks")
 
 
 @dataclass(frozen=True)
@@ -75,7 +82,13 @@ class StudySpec:
         family: The model family that ``model`` names (a user's builder, imported).
         space: The search space: the family's default space plus the training space, narrowed
             by the study file's ``[space]``, which may add parameters for a user's own family.
-        model: The model family's name or reference.
+        model: The model family's name or reference (``""`` with a training loop).
+        metrics: Metrics that autotune scores on the validation split besides the study's
+            (see :mod:`autotune.metrics`).
+        train: The reference of the user's training loop, which builds and trains its model.
+        fit: The reference of the user's ``fit``, which trains the compiled model.
+        loop: The training loop itself, imported.
+        fit_function: The user's ``fit`` itself, imported.
         direction: ``"maximize"`` or ``"minimize"``, implied by ``metric`` when left out.
         metric: The validation metric that is the trial's value, pruned on and early-stopped on.
         n_trials: The study's total of finished (complete or pruned) trials, across runs and
@@ -99,6 +112,9 @@ class StudySpec:
     model: str = "mlp"
     direction: str = "maximize"
     metric: str = "val_accuracy"
+    metrics: tuple[str, ...] = ()
+    train: str | None = None
+    fit: str | None = None
     n_trials: int = 50
     max_epochs: int = 100
     timeout: float | None = None
@@ -114,6 +130,8 @@ class StudySpec:
     space_overrides: Mapping[str, Any] = field(default_factory=dict)
     folder: str = ""
     source: str = "<spec>"
+    loop: Callable[..., Any] | None = field(default=None, repr=False, compare=False)
+    fit_function: Callable[..., Any] | None = field(default=None, repr=False, compare=False)
 
     @property
     def task(self) -> str:
@@ -136,18 +154,27 @@ class StudySpec:
             f.name: getattr(self, f.name)
             for f in dataclasses.fields(self)
             if f.name
-            not in ("family", "space", "patience", "min_delta", "space_overrides", "source")
-        }
+            not in (
+                "family", "space", "loop", "fit_function", "patience", "min_delta",
+                "space_overrides", "source",
+            )
+        }  # fmt: skip
         out["early_stopping"] = {"patience": self.patience, "min_delta": self.min_delta}
         out["space"] = dict(self.space_overrides)
         out["data"] = dict(self.data)
-        if self.timeout is None:
-            del out["timeout"]
+        out["metrics"] = list(self.metrics)
+        for key in ("timeout", "train", "fit"):
+            if out[key] is None:
+                del out[key]
+        if not self.metrics:
+            del out["metrics"]
+        if self.train:
+            del out["model"]
         return json.loads(json.dumps(out))
 
     def objective(self) -> dict[str, Any]:
         """What defines a trial's value: trials made under different objectives do not mix."""
-        return {
+        out = {
             "model": self.model,
             "space": space_to_dict(self.space),
             "data": dict(self.data),
@@ -156,6 +183,9 @@ class StudySpec:
             "max_epochs": self.max_epochs,
             "early_stopping": {"patience": self.patience, "min_delta": self.min_delta},
         }
+        # Only when set, so that the studies made before these keys keep their fingerprints.
+        out.update({k: v for k, v in (("train", self.train), ("fit", self.fit)) if v})
+        return out
 
     def fingerprint(self) -> str:
         """A stable hash of :meth:`objective`."""
@@ -237,26 +267,9 @@ def from_dict(
             f"{source}: [early_stopping] min_delta must be a number >= 0, but got {min_delta!r}."
         )
 
-    task = data_module.task_of(values["data"])
-    metrics = data_module.METRICS[task]
-    metric = values.setdefault("metric", next(iter(metrics)))
-    if metric not in metrics:
-        raise StudySpecError(
-            f"{source}: metric '{metric}' is not logged for {task}; allowed: {', '.join(metrics)}."
-        )
-    direction = values.setdefault("direction", metrics[metric])
-    if direction not in DIRECTIONS:
-        raise StudySpecError(
-            f"{source}: direction must be maximize or minimize, but got '{direction}'."
-        )
-    if direction != metrics[metric]:
-        raise StudySpecError(
-            f"{source}: {metric} improves when it goes"
-            f" {'up' if metrics[metric] == 'maximize' else 'down'},"
-            f" so direction must be '{metrics[metric]}', not '{direction}'."
-        )
+    family, loop, fit_function = _user_code(values, source)
+    _check_metrics(values, family, source)
 
-    family = models_module.family(values.get("model", "mlp"), values["folder"], where=source)
     overrides = values.pop("space", {})
     space = build_space(
         {**TRAINING_SPACE, **family.space},
@@ -268,12 +281,87 @@ def from_dict(
     return StudySpec(
         family=family,
         space=space,
+        loop=loop,
+        fit_function=fit_function,
         patience=patience,
         min_delta=float(min_delta),
         space_overrides=overrides,
         source=source,
         **values,
     )
+
+
+def _user_code(
+    values: dict[str, Any], source: str
+) -> tuple[Family, Callable[..., Any] | None, Callable[..., Any] | None]:
+    """The model family, and the user's training loop or ``fit`` if the study names one."""
+    train, fit = values.get("train"), values.get("fit")
+    if train and fit:
+        raise StudySpecError(
+            f"{source}: names both train and fit; a training loop trains the model itself, so"
+            f" keep one of them."
+        )
+    if train:
+        if "model" in values:
+            raise StudySpecError(
+                f"{source}: train = '{train}' builds and trains its own model, so model ="
+                f" '{values['model']}' would not be used; leave model out (the loop's module"
+                f" may define SPACE)."
+            )
+        label = f"{source}: train '{train}'"
+        loop, space = models_module.user_code(train, values["folder"], TRAIN_ARGUMENTS, label=label)
+        values["model"] = ""
+        return Family(train, space, None, user=True), loop, None
+    family = models_module.family(values.get("model", "mlp"), values["folder"], where=source)
+    if fit:
+        label = f"{source}: fit '{fit}'"
+        function, _ = models_module.user_code(fit, values["folder"], FIT_ARGUMENTS, label=label)
+        return family, None, function
+    return family, None, None
+
+
+def _check_metrics(values: dict[str, Any], family: Family, source: str) -> None:
+    """The study's metric and direction, and the extra ``metrics``: known ones, or the user's."""
+    task = data_module.task_of(values["data"])
+    logged = data_module.METRICS[task]
+    scorers = metrics_module.SCORERS[task]
+    metric = values.setdefault("metric", next(iter(logged)))
+    extra = values.get("metrics", [])
+    unknown = [m for m in extra if not isinstance(m, str) or m not in scorers]
+    if unknown:
+        raise StudySpecError(
+            f"{source}: metrics has {', '.join(map(repr, unknown))}, which autotune does not"
+            f" score for {task}; allowed: {', '.join(scorers)}."
+        )
+    values["metrics"] = tuple(extra)
+    if not metric.startswith("val_"):
+        raise StudySpecError(
+            f"{source}: metric must name a validation metric, val_<name> as Keras logs it"
+            f" (val_accuracy, val_auc, ...), but got '{metric}'."
+        )
+    own = family.user or values.get("fit")
+    if not own and metric not in logged and metric.removeprefix("val_") not in scorers:
+        allowed = [*logged, *(f"val_{name}" for name in scorers)]
+        raise StudySpecError(
+            f"{source}: metric '{metric}' is not logged for {task}; allowed: {', '.join(allowed)}."
+            f" A model, fit or training loop of your own may log others."
+        )
+    known = metrics_module.direction_of(metric)
+    direction = values.setdefault("direction", known)
+    if direction is None:
+        raise StudySpecError(
+            f"{source}: autotune does not know which way {metric} improves; set direction ="
+            f' "maximize" or "minimize".'
+        )
+    if direction not in DIRECTIONS:
+        raise StudySpecError(
+            f"{source}: direction must be maximize or minimize, but got '{direction}'."
+        )
+    if known is not None and direction != known:
+        raise StudySpecError(
+            f"{source}: {metric} improves when it goes {'up' if known == 'maximize' else 'down'},"
+            f" so direction must be '{known}', not '{direction}'."
+        )
 
 
 def _check_options(values: Mapping[str, Any], space: Space, source: str) -> None:

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from autotune import data as data_module
+from autotune import metrics as metrics_module
 from autotune import references
 from autotune.backend import fresh_graphs
 from autotune.console import format_params
@@ -91,6 +92,9 @@ def compile_model(model: Any, params: Params, dataset: Dataset, max_epochs: int)
     steps_per_epoch = math.ceil(len(dataset.x_train) / batch_size_for(params, len(dataset.x_train)))
     # Keras keeps the loss and metrics of an earlier compile() that a new one leaves out.
     loss, metrics = (None, None) if model.compiled else _LOSSES[dataset.task]
+    if loss is not None and dataset.task == data_module.CLASSIFICATION:
+        if _is_sigmoid(model, dataset):
+            loss = "binary_crossentropy"  # and "accuracy" becomes Keras' binary accuracy
     model.compile(
         optimizer=make_optimizer(params, steps_per_epoch, max_epochs),
         loss=loss,
@@ -109,6 +113,7 @@ def build_model(spec: StudySpec, params: Params, dataset: Dataset) -> Any:
     import keras
 
     family = spec.family
+    assert family.build is not None, "a training loop builds its own model"
     try:
         model = family.build(params, dataset.input_shape, dataset.n_outputs)
     except AutotuneError as e:
@@ -116,19 +121,28 @@ def build_model(spec: StudySpec, params: Params, dataset: Dataset) -> Any:
     except Exception as e:
         raise _failure(
             e,
-            f"{_label(spec)} raised {references.describe(e, _file_of(family.build))} when"
+            f"{_model_label(spec)} raised {references.describe(e, _file_of(family.build))} when"
             f" building with {format_params(params)}, input_shape={dataset.input_shape},"
             f" n_outputs={dataset.n_outputs}",
         ) from e
     if not isinstance(model, keras.Model):
         raise ModelError(
-            f"{_label(spec)} returned {type(model).__name__}, not a keras.Model. Make it return"
-            f" the model, e.g. keras.Model(inputs, outputs)."
+            f"{_model_label(spec)} returned {type(model).__name__}, not a keras.Model. Make it"
+            f" return the model, e.g. keras.Model(inputs, outputs)."
         )
     return model
 
 
+def _model_label(spec: StudySpec) -> str:
+    return f"{spec.source}: model '{spec.model}'"
+
+
 def _label(spec: StudySpec) -> str:
+    """Names the user's code that trains: the training loop, the fit, or the model."""
+    if spec.train:
+        return f"{spec.source}: train '{spec.train}'"
+    if spec.fit:
+        return f"{spec.source}: fit '{spec.fit}'"
     return f"{spec.source}: model '{spec.model}'"
 
 
@@ -137,61 +151,237 @@ def _file_of(function: Any) -> str | None:
     return code.co_filename if code else None
 
 
+def _output_width(model: Any, dataset: Dataset) -> int:
+    """The width of a model's output: a functional model knows it; a subclassed one is called
+    on one example (which builds it)."""
+    outputs = getattr(model, "outputs", None)
+    if outputs:
+        return int(outputs[0].shape[-1])
+    return int(model(dataset.x_train[:1], training=False).shape[-1])
+
+
+def _is_sigmoid(model: Any, dataset: Dataset) -> bool:
+    """Whether a two-class model ends in one unit (a sigmoid) rather than one per class."""
+    return dataset.n_outputs == 2 and _output_width(model, dataset) == 1
+
+
+class TrainingData:
+    """What a user's ``fit`` or training loop trains with, shaped by the trial's params.
+
+    Attributes:
+        train: The training split as a ``tf.data`` pipeline of ``(x, y)`` batches at the sampled
+            batch size, reshuffled every epoch by the trial's seed.
+        validation: The validation split, as ``(x, y)`` batches.
+        x_train, y_train, x_val, y_val: The same splits as arrays (labels as class indices).
+        epochs: How many epochs to train: ``max_epochs`` in the search; the trial's best epoch
+            when ``autotune best`` trains it again.
+        batch_size: The sampled batch size (the whole split for a larger one).
+        steps_per_epoch: Batches per epoch.
+        seed: The trial's seed; autotune has seeded Python, NumPy and TensorFlow with it.
+        input_shape, n_outputs, task, classes: As in :class:`autotune.data.Dataset`.
+    """
+
+    def __init__(
+        self,
+        dataset: Dataset,
+        params: Params,
+        *,
+        seed: int,
+        epochs: int,
+        max_epochs: int,
+        validation: Any = None,
+    ) -> None:
+        self.dataset = dataset
+        self.params = params
+        self.seed = seed
+        self.epochs = epochs
+        self.max_epochs = max_epochs
+        self.batch_size = batch_size_for(params, len(dataset.x_train))
+        self.steps_per_epoch = math.ceil(len(dataset.x_train) / self.batch_size)
+        self.train = pipeline(dataset.x_train, dataset.y_train, self.batch_size, shuffle_seed=seed)
+        self.validation = (
+            validation
+            if validation is not None
+            else pipeline(dataset.x_val, dataset.y_val, VALIDATION_BATCH)
+        )
+        self.x_train, self.y_train = dataset.x_train, dataset.y_train
+        self.x_val, self.y_val = dataset.x_val, dataset.y_val
+        self.input_shape, self.n_outputs = dataset.input_shape, dataset.n_outputs
+        self.task, self.classes = dataset.task, dataset.classes
+
+    def optimizer(self) -> Any:
+        """A new Keras optimizer: the sampled one, at the sampled learning rate, with the
+        sampled decay schedule laid over ``max_epochs`` epochs of ``steps_per_epoch`` steps."""
+        return make_optimizer(self.params, self.steps_per_epoch, self.max_epochs)
+
+
 class Reporter:
-    """Receives one epoch's metrics at a time; checks them, counts epochs, feeds the pruner.
+    """Takes one epoch's metrics at a time: checks them, counts epochs, feeds the pruner, and
+    says when early stopping ends training.
+
+    In a training loop, once per epoch, counting from 0::
+
+        if reporter.report(epoch, loss=loss, val_accuracy=accuracy):
+            break  # early stopping: the metric stopped improving
+
+    ``report`` raises ``optuna.TrialPruned`` when the pruner ends the trial, and
+    :class:`~autotune.errors.TrialDiverged` when the loss is NaN or infinite; the loop need not
+    catch either. Values may be Python numbers, NumPy scalars or TensorFlow tensors.
 
     Args:
-        metric: The study's metric, which every epoch must report.
+        spec: The study: its metric and direction, and its early stopping.
         prune: Called with the 0-based epoch and the metric's value; raises
             ``optuna.TrialPruned`` to end the trial there. None outside a search.
+        early_stopping: Whether ``report`` says to stop once the metric stopped improving for
+            ``patience`` epochs.
+        label: Names the user's code in error messages.
 
     Attributes:
         epochs: Epochs reported so far.
-        seconds: Wall time spent in reporting (the pruner's storage writes and decision).
+        values: The study's metric at each epoch.
+        stopped: Whether early stopping ended training.
+        seconds: Wall time spent in the pruner (its storage writes and decision).
     """
 
-    def __init__(self, metric: str, prune: Callable[[int, float], None] | None = None) -> None:
-        self.metric = metric
+    def __init__(
+        self,
+        spec: StudySpec,
+        prune: Callable[[int, float], None] | None = None,
+        *,
+        early_stopping: bool = True,
+        label: str = "",
+    ) -> None:
+        self.metric = spec.metric
+        self.maximize = spec.direction == "maximize"
+        self.patience = spec.patience if early_stopping else None
+        self.min_delta = spec.min_delta
         self.prune = prune
+        self.label = label or spec.source
         self.epochs = 0
+        self.values: list[float] = []
+        self.stopped = False
         self.seconds = 0.0
+        self._reference: float | None = None
+        self._wait = 0
 
-    def __call__(self, epoch: int, logs: Mapping[str, float]) -> None:
-        """Takes epoch ``epoch`` (counted from 0) and its metrics.
+    def report(self, epoch: int, logs: Mapping[str, Any] | None = None, **metrics: Any) -> bool:
+        """Takes epoch ``epoch`` (counted from 0) and its metrics, as a dict or as keywords.
+
+        Returns:
+            True when early stopping ends training here.
 
         Raises:
-            AutotuneError: The study's metric is not among them (no configuration can fix that).
+            ModelError: The epochs are not 0, 1, 2, ... or the study's metric is missing.
             TrialDiverged: The loss is NaN or infinite.
             optuna.TrialPruned: The pruner ended the trial.
         """
-        self.epochs = epoch + 1
-        if self.metric not in logs:
-            # optuna-integration only warns here, so pruning would silently never happen.
-            raise AutotuneError(
-                f"Metric '{self.metric}' is not in the logged metrics"
-                f" ({', '.join(sorted(logs))}). Set metric to one of them."
+        values = {name: _number(value) for name, value in {**(logs or {}), **metrics}.items()}
+        if epoch != self.epochs:
+            raise ModelError(
+                f"{self.label} reported epoch {epoch} after"
+                f" {f'epoch {self.epochs - 1}' if self.epochs else 'none'}; report every epoch"
+                f" once, in order, counting from 0."
             )
-        loss = logs.get("loss")
-        if loss is None or not math.isfinite(loss):
+        if self.metric not in values:
+            raise ModelError(
+                f"{self.label} reported {', '.join(sorted(values)) or 'no metric'} at epoch"
+                f" {epoch}, but not the study's metric {self.metric}. Report it, or set metric"
+                f" to one of those."
+            )
+        self.epochs = epoch + 1
+        loss = values.get("loss")
+        if loss is not None and not math.isfinite(loss):
             raise TrialDiverged(f"loss became {loss} at epoch {epoch + 1}")
+        value = values[self.metric]
+        self.values.append(value)
+        self._early_stopping(epoch, value)
         if self.prune is not None:
             start = time.perf_counter()
             try:
-                self.prune(epoch, float(logs[self.metric]))
+                self.prune(epoch, value)
             finally:
                 self.seconds += time.perf_counter() - start
+        return self.stopped
+
+    def _early_stopping(self, epoch: int, value: float) -> None:
+        """Keras' EarlyStopping rule: an improvement beats the best by more than min_delta."""
+        reference = self._reference
+        improved = math.isfinite(value) and (
+            reference is None
+            or (
+                value - self.min_delta > reference
+                if self.maximize
+                else value + self.min_delta < reference
+            )
+        )
+        if improved:
+            self._reference, self._wait = value, 0
+            return
+        self._wait += 1
+        if self.patience is not None and self._wait >= self.patience and epoch > 0:
+            self.stopped = True
+
+    def best(self) -> tuple[int, float]:
+        """The 1-based epoch of the best value of the study's metric, and that value.
+
+        Raises:
+            TrialDiverged: The metric was never finite.
+        """
+        finite = [(v, i) for i, v in enumerate(self.values) if math.isfinite(v)]
+        if not finite:
+            raise TrialDiverged(f"{self.metric} was never finite")
+        pick = max if self.maximize else min
+        # max and min keep the first of equal values: the epoch early stopping would restore.
+        value, index = pick(finite, key=lambda pair: pair[0])
+        return index + 1, value
 
     def keras_callback(self) -> Any:
-        """This reporter as a Keras callback, called at the end of every epoch."""
+        """This reporter as a Keras callback: it reports every epoch's logs and stops training
+        when early stopping says so."""
         import keras
 
         reporter = self
 
         class Callback(keras.callbacks.Callback):
             def on_epoch_end(self, epoch: int, logs: dict[str, float] | None = None) -> None:
-                reporter(epoch, logs or {})
+                if reporter.report(epoch, logs or {}):
+                    self.model.stop_training = True
 
         return Callback()
+
+
+def _number(value: Any) -> float:
+    """A reported value as a float (a tensor, a NumPy scalar or a Python number)."""
+    if hasattr(value, "numpy"):
+        value = value.numpy()
+    return float(value)
+
+
+def _scores_callback(spec: StudySpec, data: TrainingData) -> Any:
+    """A Keras callback that adds ``val_<name>`` for the metrics autotune scores itself
+    (:mod:`autotune.metrics`) and the model does not log, before the reporter reads the logs."""
+    import keras
+
+    scorers = metrics_module.scored(data.task, list(_scored_names(spec)))
+    if not scorers:
+        return None
+
+    class Scores(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch: int, logs: dict[str, float] | None = None) -> None:
+            if logs is None:
+                return
+            missing = {n: s for n, s in scorers.items() if f"val_{n}" not in logs}
+            if not missing:
+                return
+            predicted = self.model.predict(data.validation, verbose=0)
+            for name, value in metrics_module.score(missing, data.y_val, predicted).items():
+                logs[f"val_{name}"] = value
+
+    return Scores()
+
+
+def _scored_names(spec: StudySpec) -> tuple[str, ...]:
+    return (spec.metric.removeprefix("val_"), *spec.metrics)
 
 
 def optuna_pruning(trial: optuna.Trial) -> Callable[[int, float], None]:
@@ -211,7 +401,7 @@ class Trained:
     """One configuration, trained.
 
     Attributes:
-        model: The trained ``keras.Model`` (with its best weights, when early stopping ended it).
+        model: The trained ``keras.Model`` (as it is after its last epoch).
         epochs: Epochs trained.
         best_epoch: The 1-based epoch of the best value of the study's metric (the last epoch
             when the metric was not monitored).
@@ -239,7 +429,8 @@ def train(
     epochs: int | None = None,
     validation: Any = None,
 ) -> Trained:
-    """Builds, compiles and trains one configuration on the training split.
+    """Builds and trains one configuration on the training split: with Keras' ``fit``, the
+    user's ``fit``, or the user's training loop, as the study says.
 
     Run it inside :func:`autotune.backend.fresh_graphs`, which frees what it traced.
 
@@ -250,8 +441,8 @@ def train(
         seed: Seeds the weights and the shuffling (:func:`trial_seed`).
         reporter: Takes every epoch's metrics; with it, the validation split is scored after
             every epoch and early stopping watches the study's metric.
-        epochs: Train exactly this many epochs, without validation or early stopping (how
-            ``best`` reproduces a trial's best epoch); by default up to ``spec.max_epochs``.
+        epochs: Train exactly this many epochs, without early stopping (how ``best``
+            reproduces a trial's best epoch); by default up to ``spec.max_epochs``.
         validation: A ready validation pipeline, to reuse across trials.
 
     Raises:
@@ -261,58 +452,91 @@ def train(
     """
     import keras
 
-    seconds: dict[str, float] = {}
+    seconds: dict[str, float] = {"build": 0.0}
     start = time.perf_counter()
     keras.utils.set_random_seed(seed)
+    data = TrainingData(
+        dataset, params, seed=seed, epochs=epochs or spec.max_epochs,
+        max_epochs=spec.max_epochs, validation=validation,
+    )  # fmt: skip
     try:
-        model = build_model(spec, params, dataset)
-        compile_model(model, params, dataset, spec.max_epochs)
-        seconds["build"] = time.perf_counter() - start
-        callbacks: list[Any] = []
-        early_stopping = None
-        if reporter is not None:
-            early_stopping = keras.callbacks.EarlyStopping(
-                monitor=spec.metric,
-                mode="max" if spec.direction == "maximize" else "min",
-                patience=spec.patience,
-                min_delta=spec.min_delta,
-                restore_best_weights=True,
-            )
-            callbacks = [reporter.keras_callback(), early_stopping]
-            if validation is None:
-                validation = pipeline(dataset.x_val, dataset.y_val, VALIDATION_BATCH)
-        fitted = time.perf_counter()
-        history = model.fit(
-            pipeline(
-                dataset.x_train,
-                dataset.y_train,
-                batch_size_for(params, len(dataset.x_train)),
-                shuffle_seed=seed,
-            ),
-            validation_data=validation if reporter is not None else None,
-            epochs=epochs or spec.max_epochs,
-            shuffle=False,  # the pipeline shuffles
-            verbose=0,
-            callbacks=callbacks,
-        )
-        seconds["fit"] = time.perf_counter() - fitted
+        if spec.loop is not None:
+            reporter = reporter or Reporter(spec, early_stopping=False, label=_label(spec))
+            model = _run_loop(spec, params, data, reporter)
+        else:
+            model = build_model(spec, params, dataset)
+            compile_model(model, params, dataset, spec.max_epochs)
+            seconds["build"] = time.perf_counter() - start
+            _fit(spec, params, model, data, reporter)
+        seconds["fit"] = time.perf_counter() - start - seconds["build"]
         seconds["report"] = reporter.seconds if reporter is not None else 0.0
     except (AutotuneError, TrialFailed, KeyboardInterrupt):
         raise
     except Exception as e:
         if _is_pruned(e):
             raise
-        raise _failure(e, f"training raised {references.describe(e)}") from e
-    trained_epochs = len(history.epoch)
-    values = history.history.get(spec.metric) if reporter is not None else None
-    if not values:
-        return Trained(model, trained_epochs, trained_epochs, None, "completed", seconds)
-    best = _best_index(values, spec.direction)
-    stopped = early_stopping is not None and early_stopping.stopped_epoch > 0
-    return Trained(
-        model, trained_epochs, best + 1, float(values[best]),
-        "early-stopped" if stopped else "completed", seconds,
-    )  # fmt: skip
+        what = "training" if spec.loop is None and spec.fit_function is None else _label(spec)
+        raise _failure(e, f"{what} raised {references.describe(e, _user_file(spec))}") from e
+    if reporter is None or not reporter.values:
+        return Trained(model, data.epochs, data.epochs, None, "completed", seconds)
+    best_epoch, value = reporter.best()
+    stop_reason = "early-stopped" if reporter.stopped else "completed"
+    return Trained(model, reporter.epochs, best_epoch, value, stop_reason, seconds)
+
+
+def _fit(
+    spec: StudySpec, params: Params, model: Any, data: TrainingData, reporter: Reporter | None
+) -> None:
+    """Trains a compiled model with Keras' ``fit``, or with the user's ``fit``."""
+    import keras
+
+    callbacks: list[Any] = []
+    if reporter is not None:
+        scores = _scores_callback(spec, data)
+        callbacks = [c for c in (scores, reporter.keras_callback()) if c is not None]
+    if spec.fit_function is None:
+        model.fit(
+            data.train,
+            validation_data=data.validation if reporter is not None else None,
+            epochs=data.epochs,
+            shuffle=False,  # the pipeline shuffles
+            verbose=0,
+            callbacks=callbacks,
+        )
+        return
+    history = spec.fit_function(params, model, data, callbacks)
+    if not isinstance(history, keras.callbacks.History):
+        raise ModelError(
+            f"{_label(spec)} returned {type(history).__name__}, not the History that"
+            f" model.fit returns. End it with: return model.fit(...)"
+        )
+
+
+def _run_loop(spec: StudySpec, params: Params, data: TrainingData, reporter: Reporter) -> Any:
+    """Runs the user's training loop and checks what it gave back."""
+    import keras
+
+    assert spec.loop is not None
+    model = spec.loop(params, data, reporter)
+    if not isinstance(model, keras.Model):
+        raise ModelError(
+            f"{_label(spec)} returned {type(model).__name__}, not the trained keras.Model."
+            f" End it with: return model"
+        )
+    if reporter.epochs == 0:
+        raise ModelError(
+            f"{_label(spec)} never called reporter.report(epoch, ...); call it once per epoch"
+            f" with the metrics, {spec.metric} among them."
+        )
+    return model
+
+
+def _user_file(spec: StudySpec) -> str | None:
+    """The file of the user's code that trains, for the line of an error raised in it."""
+    for function in (spec.loop, spec.fit_function, spec.family.build):
+        if function is not None:
+            return _file_of(function)
+    return None
 
 
 def _failure(error: Exception, message: str) -> TrialFailed:
@@ -329,59 +553,75 @@ def _is_pruned(error: BaseException) -> bool:
     return isinstance(error, optuna.TrialPruned)
 
 
-def _best_index(values: list[float], direction: str) -> int:
-    finite = [(v, i) for i, v in enumerate(values) if math.isfinite(v)]
-    if not finite:
-        raise TrialDiverged("the validation metric was never finite")
-    pick = max if direction == "maximize" else min
-    # max and min keep the first of equal values: the epoch early stopping restores.
-    return pick(finite, key=lambda pair: pair[0])[1]
+def compile_for_scoring(model: Any, dataset: Dataset) -> None:
+    """Compiles a model that its training loop left uncompiled with the task's loss and
+    metrics, so that it can be evaluated (its weights stay as they are)."""
+    if model.compiled:
+        return
+    loss, metrics = _LOSSES[dataset.task]
+    if dataset.task == data_module.CLASSIFICATION and _is_sigmoid(model, dataset):
+        loss = "binary_crossentropy"
+    model.compile(loss=loss, metrics=metrics)
 
 
-def evaluate(model: Any, dataset: Dataset) -> dict[str, dict[str, float]]:
-    """Keras' metrics of a trained model on the validation and the test split."""
-    return {
-        split: {
+def evaluate(model: Any, dataset: Dataset, spec: StudySpec) -> dict[str, dict[str, float]]:
+    """A trained model's metrics on the validation and the test split: Keras' compiled ones and
+    those autotune scores itself (:mod:`autotune.metrics`)."""
+    compile_for_scoring(model, dataset)
+    scorers = metrics_module.scored(dataset.task, list(_scored_names(spec)))
+    out = {}
+    for split, x, y in (
+        ("validation", dataset.x_val, dataset.y_val),
+        ("test", dataset.x_test, dataset.y_test),
+    ):
+        data = pipeline(x, y, VALIDATION_BATCH)
+        scores = {
             name: float(value)
-            for name, value in model.evaluate(
-                pipeline(x, y, VALIDATION_BATCH), return_dict=True, verbose=0
-            ).items()
+            for name, value in model.evaluate(data, return_dict=True, verbose=0).items()
         }
-        for split, x, y in (
-            ("validation", dataset.x_val, dataset.y_val),
-            ("test", dataset.x_test, dataset.y_test),
-        )
-    }
+        missing = {n: s for n, s in scorers.items() if n not in scores}
+        if missing:
+            predicted = model.predict(data, verbose=0)
+            scores.update(metrics_module.score(missing, y, predicted))
+        out[split] = scores
+    return out
 
 
-# How many configurations the check build tries before it calls a failing builder broken.
+# How many configurations the check tries before it calls failing user code broken.
 CHECK_CONFIGURATIONS = 5
+# The check trains on this many rows of each split, for at most CHECK_EPOCHS epochs.
+CHECK_ROWS = 64
+CHECK_EPOCHS = 2
 
 
 def check_model(spec: StudySpec, dataset: Dataset) -> None:
-    """Builds and compiles one model, and runs it on a few training examples, before any trial.
+    """Checks the study's model and training code on one configuration, before any trial.
 
-    The model is built with one configuration of the space (see :func:`autotune.space.typical`),
-    so a builder that returns something other than a ``keras.Model``, makes outputs that do not
-    fit the data, or whose compiled metrics lack the study's metric stops the study before a
-    trial is spent. A builder that raises is tried on a few more configurations, drawn at
-    random: it stops the study only when it fails for all of them.
+    A builder's model is built, compiled and run on a few training examples, so a builder that
+    returns something other than a ``keras.Model``, makes outputs that do not fit the data, or
+    whose compiled metrics lack the study's metric stops the study before a trial is spent. A
+    user's ``fit`` or training loop is run for an epoch or two on a few rows, so one that does
+    not report each epoch, reports another metric, counts epochs wrong, or returns the wrong
+    thing stops it too. Code that raises is tried on a few more configurations, drawn at random
+    (see :func:`autotune.space.typical`): it stops the study only when it fails for all of them.
 
     Raises:
-        ModelError: Naming the model, what does not fit and the fix.
+        ModelError: Naming the user's code, what does not fit and the fix.
     """
     first: TrialFailed | None = None
     for params in _configurations(spec.space, CHECK_CONFIGURATIONS):
         with fresh_graphs():
             try:
-                model = build_model(spec, params, dataset)
+                _check(spec, params, dataset)
+                return
             except TrialFailed as e:
                 first = first or e
-                continue
-            _check_model(spec, model, params, dataset)
-            return
     assert first is not None
-    raise ModelError(f"{first}. Fix the builder.") from first
+    what = "training loop" if spec.loop else "fit" if spec.fit_function else "builder"
+    raise ModelError(
+        f"{first}. Fix the {what}: it failed for each of the {CHECK_CONFIGURATIONS}"
+        f" configurations tried before the first trial."
+    ) from first
 
 
 def _configurations(space: Any, count: int) -> Iterator[dict[str, Any]]:
@@ -394,10 +634,41 @@ def _configurations(space: Any, count: int) -> Iterator[dict[str, Any]]:
         yield sample(space, draws.ask())
 
 
+def _check(spec: StudySpec, params: Params, dataset: Dataset) -> None:
+    if spec.loop is None:
+        model = build_model(spec, params, dataset)
+        _check_model(spec, model, params, dataset)
+        if spec.fit_function is None:
+            return
+    # A user's fit or loop runs for real, on a few rows, with the checks of a real trial.
+    head = _head(dataset, CHECK_ROWS)
+    reporter = Reporter(spec, early_stopping=False, label=_label(spec))
+    epochs = min(CHECK_EPOCHS, spec.max_epochs)
+    trained = train(spec, params, head, seed=0, reporter=reporter, epochs=epochs)
+    if trained.value is None:
+        raise ModelError(
+            f"{_label(spec)} trained, but no epoch reached autotune: pass the callbacks it"
+            f" receives on to model.fit(..., callbacks=callbacks)."
+        )
+
+
+def _head(dataset: Dataset, rows: int) -> Dataset:
+    """The first ``rows`` examples of each split."""
+    import dataclasses
+
+    return dataclasses.replace(
+        dataset,
+        **{
+            name: getattr(dataset, name)[:rows]
+            for name in ("x_train", "y_train", "x_val", "y_val", "x_test", "y_test")
+        },
+    )
+
+
 def _check_model(spec: StudySpec, model: Any, params: Params, dataset: Dataset) -> None:
     import numpy as np
 
-    label = _label(spec)
+    label = _model_label(spec)
     compiled_by_builder = model.compiled
     compile_model(model, params, dataset, spec.max_epochs)
     x, y = dataset.x_train[:8], dataset.y_train[:8]
@@ -420,7 +691,8 @@ def _check_model(spec: StudySpec, model: Any, params: Params, dataset: Dataset) 
             f" {dataset.n_outputs} output(s), or leave compile() to autotune."
         ) from e
     needed = spec.metric.removeprefix("val_")
-    if needed not in logged:
+    scored = metrics_module.SCORERS[dataset.task]
+    if needed not in logged and needed not in scored and spec.fit_function is None:
         raise ModelError(
             f"{label}: its model logs {', '.join(sorted(logged))}, but the study's metric"
             f" {spec.metric} needs {needed}. Add metrics=['{needed}'] to its compile(), or"
@@ -432,20 +704,29 @@ def _check_outputs(predicted: Any, dataset: Dataset, label: str) -> None:
     """Checks that an uncompiled model's outputs fit the loss autotune compiles it with."""
     import numpy as np
 
-    wanted = (dataset.n_outputs,)
+    width = tuple(predicted.shape[1:])
     ending = "end it with autotune.models.output_layer(n_outputs)"
-    if tuple(predicted.shape[1:]) != wanted:
+    sigmoid = dataset.task == data_module.CLASSIFICATION and dataset.n_outputs == 2
+    if width != (dataset.n_outputs,) and not (sigmoid and width == (1,)):
         needs = (
             "1 output (regression)" if dataset.task == data_module.REGRESSION
             else f"{dataset.n_outputs} outputs, one per class"
+            + (", or 1 sigmoid output" if sigmoid else "")
         )  # fmt: skip
         raise ModelError(
-            f"{label}: its model's outputs have shape {tuple(predicted.shape[1:])}, but the data"
+            f"{label}: its model's outputs have shape {width}, but the data"
             f" needs {needs}; {ending}, which is Dense(n_outputs) with a softmax for classes."
         )
-    if dataset.task == data_module.CLASSIFICATION and not (
-        (predicted >= 0).all() and np.allclose(predicted.sum(axis=-1), 1.0, atol=1e-3)
-    ):
+    if dataset.task != data_module.CLASSIFICATION:
+        return
+    if width == (1,):
+        if not ((predicted >= 0).all() and (predicted <= 1).all()):
+            raise ModelError(
+                f"{label}: its model's one output is not a probability (it gave"
+                f" {predicted.ravel()[0]:.3g}); end it with Dense(1, activation='sigmoid')."
+            )
+        return
+    if not ((predicted >= 0).all() and np.allclose(predicted.sum(axis=-1), 1.0, atol=1e-3)):
         raise ModelError(
             f"{label}: its model's outputs are not class probabilities (a row sums to"
             f" {predicted.sum(axis=-1)[0]:.3g}); {ending}, or compile the model yourself with"
@@ -484,7 +765,7 @@ class Objective:
         params = sample(spec.space, trial)
         seed = trial_seed(spec.seed, trial.number)
         trial.set_user_attr("seed", seed)
-        reporter = Reporter(spec.metric, prune=optuna_pruning(trial))
+        reporter = Reporter(spec, prune=optuna_pruning(trial), label=_label(spec))
         self.last = None
         try:
             with fresh_graphs():

@@ -215,7 +215,7 @@ def user_spec(tmp_path: Path, builder: str, **overrides):
         ),
         (
             "seven_outputs",
-            r"its model's outputs have shape \(7,\), but the data needs 2 outputs, one per class; end it with autotune.models.output_layer\(n_outputs\)",
+            r"its model's outputs have shape \(7,\), but the data needs 2 outputs, one per class, or 1 sigmoid output; end it with autotune.models.output_layer\(n_outputs\)",
         ),
         (
             "logits",
@@ -239,7 +239,7 @@ def test_a_compiled_model_keeps_its_loss_and_metrics_and_gets_the_sampled_optimi
     dataset = data.load(spec.data, spec.folder)
     trial.check_model(spec, dataset)
     params = {"batch_size": 1024, "learning_rate": 0.05, "optimizer": "adam", "decay": "none"}
-    trained = trial.train(spec, params, dataset, seed=0, reporter=trial.Reporter("val_accuracy"))
+    trained = trial.train(spec, params, dataset, seed=0, reporter=trial.Reporter(spec))
     model = trained.model
     assert model.loss.get_config()["from_logits"] is True
     assert type(model.optimizer).__name__ == "Adam"

@@ -37,14 +37,15 @@ class Family:
     Attributes:
         name: A built-in family's name, or the reference to a user's builder.
         space: The default space, in plain-data form.
-        build: ``build(params, input_shape, n_outputs) -> keras.Model``.
+        build: ``build(params, input_shape, n_outputs) -> keras.Model``; None for a user's
+            training loop, which builds its model itself.
         user: Whether it is a user's own family, whose study file's ``[space]`` may add
             parameters (a built-in family would silently ignore them).
     """
 
     name: str
     space: Mapping[str, Any]
-    build: Callable[[Mapping[str, Any], tuple[int, ...], int], Any]
+    build: Callable[[Mapping[str, Any], tuple[int, ...], int], Any] | None
     user: bool = False
 
 
@@ -74,9 +75,22 @@ def family(model: str, folder: str | os.PathLike[str] = "", where: str = "") -> 
         return FAMILIES[model]
     if not references.is_reference(model):
         raise StudySpecError(f"{prefix}unknown model '{model}'; allowed: {ALLOWED}.")
-    label = f"{prefix}model '{model}'"
-    build, module = references.load(model, folder, label=label, error=ModelError)
-    references.check_signature(build, BUILD_ARGUMENTS, label=label, error=ModelError)
+    build, space = user_code(model, folder, BUILD_ARGUMENTS, label=f"{prefix}model '{model}'")
+    return Family(model, space, build, user=True)
+
+
+def user_code(
+    reference: str, folder: str | os.PathLike[str], arguments: tuple[str, ...], *, label: str
+) -> tuple[Callable[..., Any], dict[str, Any]]:
+    """A user's function that a study file names (a builder, a training loop, a ``fit``),
+    checked to take ``arguments``, and the default search space its module defines as ``SPACE``.
+
+    Raises:
+        ModelError: The module or function is missing, cannot be imported, takes other
+            arguments, or its ``SPACE`` is malformed.
+    """
+    function, module = references.load(reference, folder, label=label, error=ModelError)
+    references.check_signature(function, arguments, label=label, error=ModelError)
     space = vars(module).get("SPACE", {})
     if not isinstance(space, Mapping):
         raise ModelError(
@@ -84,4 +98,4 @@ def family(model: str, folder: str | os.PathLike[str] = "", where: str = "") -> 
             f" {{'units': {{'low': 4, 'high': 64}}}}, but it is a {type(space).__name__}."
         )
     build_space({}, space, allow_new=True, where=f"{label}: SPACE")
-    return Family(model, dict(space), build, user=True)
+    return function, dict(space)

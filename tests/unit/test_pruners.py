@@ -13,6 +13,7 @@ from autotune.trial import Reporter, optuna_pruning
 from conftest import tiny_raw
 
 MAX_EPOCHS = 9
+SPEC = from_dict(tiny_raw(max_epochs=MAX_EPOCHS))
 # Options that make each pruner decide on a handful of stub trials.
 OPTIONS = {
     "median": {"n_startup_trials": 3, "n_warmup_steps": 1},
@@ -40,11 +41,11 @@ def curves_objective(good: int):
 
     def objective(trial: optuna.Trial) -> float:
         start, slope = (0.9, 0.01) if trial.number < good else (0.1, -0.01)
-        reporter = Reporter("val_accuracy", prune=optuna_pruning(trial))
+        reporter = Reporter(SPEC, prune=optuna_pruning(trial))
         value = 0.0
         for epoch in range(MAX_EPOCHS):
             value = start + slope * epoch
-            reporter(epoch, {"loss": 1.0 - value, "val_accuracy": value})
+            reporter.report(epoch, loss=1.0 - value, val_accuracy=value)
         return value
 
     return objective

@@ -50,7 +50,7 @@ def test_default_space_covers_every_optimizer_and_decay_policy():
         ("bad_range", r"'learning_rate': low must not exceed high, but got low=0.1, high=0.001"),
         (
             "bad_metric",
-            r"metric 'val_auc' is not logged for classification; allowed: val_accuracy,",
+            r"metric 'val_iou' is not logged for classification; allowed: val_accuracy, val_loss, val_auc,",
         ),
         (
             "wrong_direction",
