@@ -276,6 +276,15 @@ def test_the_articles_example_reaches_099_with_pruned_and_early_stopped_trials(w
     reasons = {t.user_attrs.get("stop_reason") for t in study.trials}
     assert study.best_value >= 0.99
     assert {"pruned", "early-stopped"} <= reasons
+    report = workdir / "report.html"
+    assert (
+        run_cli(
+            "report", "--study", "circles_loop", "--storage", url, "--out", str(report)
+        ).exit_code
+        == 0
+    )
+    text = report.read_text()
+    assert "Learning curves (val_accuracy per epoch)" in text and 'class="note"' not in text
 
     export = workdir / "model"
     result = run_cli("best", "--study", "circles_loop", "--storage", url, "--export", str(export))
