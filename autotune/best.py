@@ -16,8 +16,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from autotune import files
 from autotune import trial as trial_module
-from autotune.errors import AutotuneError
+from autotune.errors import OutputError
 from autotune.versions import MODEL_PACKAGES, versions
 
 if TYPE_CHECKING:
@@ -121,22 +122,28 @@ def retrain(study: optuna.Study, trial: optuna.trial.FrozenTrial | None = None) 
     )
 
 
-def export(best: BestModel, directory: str | Path) -> Path:
-    """Writes the model (``model.keras``) and its ``metadata.json`` into ``directory``.
+def export(best: BestModel, directory: str | Path, *, force: bool = False) -> Path:
+    """Writes the model (``model.keras``) and its ``metadata.json`` into a new folder that
+    becomes ``directory`` only once both are complete.
+
+    Args:
+        force: Replace ``directory`` if it exists.
 
     Returns:
         The directory.
 
     Raises:
-        AutotuneError: The directory cannot be created or written.
+        OutputError: ``directory`` exists (without ``force``) or cannot be written; nothing is
+            left half-written.
     """
-    directory = Path(directory)
+    directory = files.check_target(directory, force=force)
     try:
-        directory.mkdir(parents=True, exist_ok=True)
-        best.model.save(directory / MODEL_FILE)
-        (directory / METADATA_FILE).write_text(
+        directory.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise OutputError(f"Cannot export the model to {directory}: {e.strerror or e}.") from e
+    with files.new_folder(directory) as folder:
+        best.model.save(folder / MODEL_FILE)
+        (folder / METADATA_FILE).write_text(
             json.dumps(best.metadata(), indent=2) + "\n", encoding="utf-8"
         )
-    except OSError as e:
-        raise AutotuneError(f"Cannot export the model to {directory}: {e.strerror or e}.") from e
     return directory

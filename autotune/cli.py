@@ -60,6 +60,9 @@ study_option = click.option(
     metavar="NAME",
     help="The study's name in the storage, or its study file.",
 )
+force_option = click.option(
+    "--force", is_flag=True, help="Replace the file or folder if it exists already."
+)
 storage_option = click.option(
     "--storage",
     metavar="URL",
@@ -99,7 +102,7 @@ def cli(debug: bool) -> None:
 @click.option("--sampler", type=click.Choice(sorted(SAMPLERS)), help="Override the sampler.")
 @click.option("--pruner", type=click.Choice(sorted(PRUNERS)), help="Override the pruner.")
 @click.option("--max-epochs", type=click.IntRange(min=1), help="Override the epochs per trial.")
-@click.option("--seed", type=int, help="Override the seed.")
+@click.option("--seed", type=click.IntRange(min=0, max=2**32 - 1), help="Override the seed.")
 @click.option(
     "--workers",
     type=click.IntRange(min=1),
@@ -369,7 +372,8 @@ def dashboard(storage: str | None, host: str, port: int) -> None:
     help="Where to write the report (default: NAME-report.html here).",
 )
 @_errors
-def report(study_name: str, storage: str | None, out: str | None) -> None:
+@force_option
+def report(study_name: str, storage: str | None, out: str | None, force: bool) -> None:
     """Write a study's report: one HTML file that opens offline.
 
     It holds Optuna's plots of the optimization history, the learning curves, the
@@ -382,8 +386,11 @@ def report(study_name: str, storage: str | None, out: str | None) -> None:
     from autotune import report as report_module
     from autotune.study import load_study
 
-    study = load_study(study_name, storage)
-    path = report_module.write(study, out or f"{study.study_name}-report.html")
+    url = storage_module.resolve_url(storage)
+    study = load_study(study_name, url)
+    path = report_module.write(
+        study, out or report_module.default_path(study.study_name), force=force, storage=url
+    )
     count = len(study.get_trials(deepcopy=False))
     click.echo(f"Wrote the report of study '{study.study_name}' ({count} trials) to {path}")
 
@@ -399,7 +406,8 @@ def report(study_name: str, storage: str | None, out: str | None) -> None:
     help="Write the model (model.keras) and metadata.json into this folder.",
 )
 @_errors
-def best(study_name: str, storage: str | None, export_dir: str | None) -> None:
+@force_option
+def best(study_name: str, storage: str | None, export_dir: str | None, force: bool) -> None:
     """Retrain the best trial's model and score it on the held-out test split.
 
     The best complete trial's params are trained again on the training split, with the
@@ -412,14 +420,17 @@ def best(study_name: str, storage: str | None, export_dir: str | None) -> None:
         autotune best --study circles --export models/circles
     """
     from autotune import best as best_module
-    from autotune import console
+    from autotune import console, files
     from autotune.study import load_study
 
-    result = best_module.retrain(load_study(study_name, storage))
+    study = load_study(study_name, storage)
+    if export_dir:  # before the retraining, which takes a while
+        files.check_target(export_dir, force=force)
+    result = best_module.retrain(study)
     for line in console.best_model(result):
         click.echo(line)
     if export_dir:
-        directory = best_module.export(result, export_dir)
+        directory = best_module.export(result, export_dir, force=force)
         click.echo(
             f"Exported to {directory}: {best_module.MODEL_FILE} (load with"
             f" keras.saving.load_model) and {best_module.METADATA_FILE}."
@@ -444,7 +455,8 @@ def best(study_name: str, storage: str | None, export_dir: str | None) -> None:
     help="Where to write the table (default: standard output).",
 )
 @_errors
-def trials(study_name: str, storage: str | None, fmt: str, out: str | None) -> None:
+@force_option
+def trials(study_name: str, storage: str | None, fmt: str, out: str | None, force: bool) -> None:
     """Write a study's trials as a table, in CSV or JSON.
 
     One row per trial: number, state, value, params, epochs, stop_reason, seconds,
@@ -459,11 +471,12 @@ def trials(study_name: str, storage: str | None, fmt: str, out: str | None) -> N
     from autotune import table
     from autotune.study import load_study
 
-    study = load_study(study_name, storage)
+    url = storage_module.resolve_url(storage)
+    study = load_study(study_name, url)
     if out is None:
         click.echo(table.render(study, fmt), nl=False)
         return
-    count = table.write(study, fmt, out)
+    count = table.write(study, fmt, out, force=force, storage=url)
     click.echo(f"Wrote {count} trials of study '{study.study_name}' to {out} ({fmt}).")
 
 

@@ -49,6 +49,15 @@ def trial_line(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> str:
     return line
 
 
+def taken_over(number: int | None) -> str:
+    """A worker's trial that another worker failed while this one was paused."""
+    return (
+        f"trial {number:>3}  dropped: another worker failed it while this one went without a"
+        f" heartbeat for longer than grace_period (paused or stalled); its params run again."
+        f" Going on with the next trial."
+    )
+
+
 def run_header(spec: StudySpec, url: str) -> str:
     """The first line of ``autotune run``: what runs, and where it is kept."""
     return (

@@ -53,6 +53,11 @@ class DataError(AutotuneError):
     """A data set cannot be read, or cannot be used as it is (a missing column or value)."""
 
 
+class OutputError(AutotuneError):
+    """A file or folder a command writes is there already (without ``--force``), is the
+    storage itself, or cannot be written."""
+
+
 class SearchFailedError(AutotuneError):
     """Too many trials in a row failed: the space, the model or the data is broken."""
 

@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import html
 import json
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from autotune.errors import AutotuneError
+from autotune import files
 from autotune.study import counts, ranked
 
 if TYPE_CHECKING:
@@ -149,17 +150,28 @@ def best_table(study: optuna.Study, metric: str, top: int = TOP_TRIALS) -> str:
 
 
 def write(
-    study: optuna.Study, path: str | Path, metric: str | None = None, top: int = TOP_TRIALS
+    study: optuna.Study,
+    path: str | Path,
+    metric: str | None = None,
+    top: int = TOP_TRIALS,
+    *,
+    force: bool = False,
+    storage: str | None = None,
 ) -> Path:
-    """Writes :func:`build`'s report to ``path`` and returns the path.
+    """Writes :func:`build`'s report to ``path``, all at once, and returns the path.
+
+    Args:
+        force: Replace ``path`` if it exists.
+        storage: The study's storage URL, which is never overwritten.
 
     Raises:
-        AutotuneError: The file cannot be written.
+        OutputError: ``path`` exists (without ``force``), is the storage, or cannot be written.
     """
-    path = Path(path)
-    text = build(study, metric, top)
-    try:
-        path.write_text(text, encoding="utf-8")
-    except OSError as e:
-        raise AutotuneError(f"Cannot write the report to {path}: {e.strerror}.") from e
+    path = files.check_target(path, force=force, storage=storage)
+    files.write_text(path, build(study, metric, top))
     return path
+
+
+def default_path(study_name: str) -> str:
+    """``NAME-report.html`` in the current folder, whatever characters the name holds."""
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", study_name)[:128] + "-report.html"

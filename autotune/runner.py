@@ -165,8 +165,18 @@ def work(
                 if guarded is None:
                     guarded = _Guarded(objective(), n_trials)
                     settle()  # the libraries it loaded outlive every trial
-                study.optimize(guarded, n_trials=1, catch=(TrialFailed, _Surplus),
-                               callbacks=[on_trial])  # fmt: skip
+                try:
+                    study.optimize(guarded, n_trials=1, catch=(TrialFailed, _Surplus),
+                                   callbacks=[on_trial])  # fmt: skip
+                except (ValueError, optuna.exceptions.UpdateFinishedTrialError) as e:
+                    # Optuna refuses the late write of a trial that another worker failed
+                    # while this one was paused past the grace period (and queued again).
+                    if not _refused_late_write(e) or not _failed_elsewhere(study, guarded.current):
+                        raise
+                    line = f"{prefix}{console.taken_over(guarded.current)}"
+                    progress.lines.append(line)
+                    if echo:
+                        echo(line)
         except KeyboardInterrupt as e:
             progress.interrupted_trial = _requeue(study, guarded.current if guarded else None)
             raise Interrupted(trial=progress.interrupted_trial) from e
@@ -176,6 +186,25 @@ def work(
                 raise
             # Not chained: a driver's message may echo the connection string.
             raise storage_module.lost(database_error, study._storage) from None
+
+
+def _refused_late_write(error: Exception) -> bool:
+    """Whether Optuna refused to write to a trial that is finished already."""
+    import optuna
+
+    return isinstance(error, optuna.exceptions.UpdateFinishedTrialError) or str(error).startswith(
+        "Cannot tell a "
+    )
+
+
+def _failed_elsewhere(study: optuna.Study, number: int | None) -> bool:
+    """Whether trial ``number`` of this worker is FAIL in the storage: failed by another."""
+    import optuna
+
+    if number is None:
+        return False
+    trial = study.get_trials(deepcopy=False)[number]
+    return trial.state == optuna.trial.TrialState.FAIL
 
 
 def _database_error(error: BaseException) -> BaseException | None:

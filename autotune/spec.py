@@ -10,7 +10,9 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 import os
+import re
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -53,7 +55,7 @@ _KEYS: dict[str, tuple[type | tuple[type, ...], str]] = {
     "timeout": ((int, float), "seconds, a positive number"),
     "sampler": (str, "one of " + ", ".join(sorted(SAMPLERS))),
     "pruner": (str, "one of " + ", ".join(sorted(PRUNERS))),
-    "seed": (int, "a whole number"),
+    "seed": (int, "a whole number, 0 or more"),
     "heartbeat_interval": (int, "seconds between a running trial's heartbeats"),
     "grace_period": (int, "seconds without a heartbeat before a trial counts as dead"),
     "sampler_options": (dict, "a table of keyword arguments for the sampler"),
@@ -66,6 +68,10 @@ _KEYS: dict[str, tuple[type | tuple[type, ...], str]] = {
 # workers elsewhere find the user's files; a study file has no need to set it.
 _STORED_KEYS: dict[str, tuple[type, str]] = {"folder": (str, "a folder's path")}
 _EARLY_STOPPING_KEYS = ("min_delta", "patience")
+# Seeds feed NumPy and TensorFlow, which take 32-bit unsigned seeds.
+MAX_SEED = 2**32 - 1
+HEARTBEAT_INTERVAL = 10
+GRACE_PERIOD = 60
 # What a user's training loop and a user's fit take.
 TRAIN_ARGUMENTS = ("params", "data", "reporter")
 FIT_ARGUMENTS = ("params", "model", "data", "callbacks")
@@ -121,8 +127,8 @@ class StudySpec:
     sampler: str = "tpe"
     pruner: str = "hyperband"
     seed: int = 0
-    heartbeat_interval: int = 10
-    grace_period: int = 60
+    heartbeat_interval: int = HEARTBEAT_INTERVAL
+    grace_period: int = GRACE_PERIOD
     sampler_options: Mapping[str, Any] = field(default_factory=dict)
     pruner_options: Mapping[str, Any] = field(default_factory=dict)
     patience: int = 10
@@ -211,6 +217,7 @@ def from_dict(
         StudySpecError: With ``source``, the key, the value and what is allowed.
         ModelError: The user's model family cannot be imported or its ``SPACE`` is malformed.
     """
+    _refuse_non_finite(raw, source)
     unknown = sorted(set(raw) - set(_KEYS) - set(_STORED_KEYS))
     if unknown:
         raise StudySpecError(
@@ -231,12 +238,23 @@ def from_dict(
         os.path.join(os.path.abspath(base or os.getcwd()), values.get("folder", "."))
     )
     values.setdefault("name", Path(source).stem if source.endswith(".toml") else "")
-    if not values["name"]:
-        raise StudySpecError(f"{source}: 'name' must be a study name, but it is empty.")
+    check_name(values["name"], source)
 
     for key in ("n_trials", "max_epochs", "heartbeat_interval", "grace_period"):
         if key in values and values[key] < 1:
             raise StudySpecError(f"{source}: '{key}' must be at least 1, but got {values[key]}.")
+    if values.get("seed", 0) < 0 or values.get("seed", 0) > MAX_SEED:
+        raise StudySpecError(
+            f"{source}: 'seed' must lie in [0, {MAX_SEED}], but got {values['seed']}."
+        )
+    interval = values.get("heartbeat_interval", HEARTBEAT_INTERVAL)
+    grace = values.get("grace_period", GRACE_PERIOD)
+    if grace < 2 * interval:
+        raise StudySpecError(
+            f"{source}: grace_period ({grace} s) must be at least twice heartbeat_interval"
+            f" ({interval} s): a live trial whose heartbeat comes a little late would otherwise"
+            f" be failed as dead. Raise grace_period to {2 * interval} or more."
+        )
     if values.get("timeout") is not None and values["timeout"] <= 0:
         raise StudySpecError(f"{source}: 'timeout' must be positive, but got {values['timeout']}.")
     model = values.get("model", "mlp")
@@ -289,6 +307,41 @@ def from_dict(
         source=source,
         **values,
     )
+
+
+# Letters, digits, "_", "." and "-": a name that is safe in a file name (NAME-report.html) and
+# that PostgreSQL, MySQL/MariaDB and SQLite all store as it is.
+NAME_RULE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
+
+
+def _refuse_non_finite(raw: Any, source: str, where: str = "") -> None:
+    """Refuses NaN and infinity anywhere in a study file: a NaN timeout never times out, a NaN
+    bound makes no range."""
+    if isinstance(raw, float) and not math.isfinite(raw):
+        raise StudySpecError(
+            f"{source}: '{where}' is {raw}, which is not a number a study can use; give a"
+            f" finite number."
+        )
+    items = (
+        raw.items() if isinstance(raw, Mapping) else enumerate(raw) if isinstance(raw, list) else ()
+    )
+    for key, value in items:
+        _refuse_non_finite(value, source, f"{where}.{key}" if where else str(key))
+
+
+def check_name(name: str, source: str) -> None:
+    """Refuses a study name that is empty, too long, or holds characters outside the rule.
+
+    Raises:
+        StudySpecError: Naming the file, the name (shortened) and the rule.
+    """
+    if not NAME_RULE.fullmatch(name):
+        shown = repr(name if len(name) <= 40 else name[:40] + "...")
+        raise StudySpecError(
+            f"{source}: name {shown} is not a study name: use 1 to 128 letters, digits, '_', '.'"
+            f" or '-', starting with a letter or a digit (it names files, and every supported"
+            f" database must store it as it is)."
+        )
 
 
 def _user_code(

@@ -42,7 +42,7 @@ def resolve_url(url: str | None = None) -> str:
     Raises:
         StorageError: The URL cannot be parsed, or names a database autotune has no driver for.
     """
-    url = url or os.environ.get(ENV_VAR) or default_url()
+    url = _encode_password(url or os.environ.get(ENV_VAR) or default_url())
     from sqlalchemy.engine import make_url
     from sqlalchemy.exc import ArgumentError
 
@@ -64,14 +64,47 @@ def resolve_url(url: str | None = None) -> str:
     return parsed.render_as_string(hide_password=False)
 
 
-def mask(url: str) -> str:
-    """``url`` with its password replaced by ``***``."""
-    from sqlalchemy.engine import make_url
+# scheme://user:password@host...: the password runs to the last "@", so that one holding an
+# unencoded "@" or ":" is hidden whole, not cut at its first "@".
+_CREDENTIALS = re.compile(r"^(?P<head>.*?//[^:/@?#]*):(?P<password>.*)@(?P<tail>[^@]*)$")
 
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except Exception:  # not parseable: hide anything between "//user:" and "@"
-        return re.sub(r"(//[^:/@]*:)[^@/]*@", r"\1***@", url)
+
+def _encode_password(url: str) -> str:
+    """Percent-encodes a password written with a bare ``@``, which a URL parser would cut there
+    (and take the rest for the host)."""
+    from urllib.parse import quote
+
+    found = _CREDENTIALS.match(url)
+    if found is None or "@" not in found["password"]:
+        return url
+    return f"{found['head']}:{quote(found['password'], safe='')}@{found['tail']}"
+
+
+def password_of(url: str) -> str | None:
+    """The password in ``url`` as written, or None."""
+    found = _CREDENTIALS.match(url)
+    return found["password"] if found else None
+
+
+def mask(url: str) -> str:
+    """``url`` with its password replaced by ``***``, whatever characters the password holds."""
+    found = _CREDENTIALS.match(url)
+    return f"{found['head']}:***@{found['tail']}" if found else url
+
+
+def hide_password(text: str, url: str) -> str:
+    """``text`` (a driver's message, say) with ``url``'s password, and any piece of it that a
+    parser may have cut at an ``@`` or ``:``, replaced by ``***``."""
+    from urllib.parse import unquote
+
+    password = password_of(url)
+    if not password:
+        return text
+    plain = unquote(password)
+    pieces = {password, plain, *plain.split("@"), *plain.split(":")}
+    for piece in sorted((p for p in pieces if len(p) >= 3), key=len, reverse=True):
+        text = text.replace(piece, "***")
+    return text
 
 
 def is_sqlite(url: str) -> bool:
@@ -99,6 +132,13 @@ def open_storage(
     import sqlalchemy.exc
 
     engine_kwargs: dict[str, Any] = {"pool_pre_ping": True}
+    # Heartbeats are the server's now() in a column without a time zone: every session must
+    # write and read them in UTC, whatever the client's time zone (PGTZ, TZ), or a live trial
+    # looks hours old to a worker elsewhere and a dead one never does.
+    if url.startswith("postgresql"):
+        engine_kwargs["connect_args"] = {"options": "-c timezone=UTC"}
+    elif url.startswith("mysql"):
+        engine_kwargs["connect_args"] = {"init_command": "SET time_zone = '+00:00'"}
     if is_sqlite(url):
         # Several local workers share one file: wait for the writer's lock instead of failing.
         engine_kwargs = {"connect_args": {"timeout": 60}}
@@ -166,14 +206,7 @@ def lost(error: BaseException, storage: Any) -> StorageError:
 
 def _first_line(error: BaseException | None, url: str) -> str:
     text = str(getattr(error, "orig", None) or error).strip().splitlines()
-    line = text[0] if text else type(error).__name__
-    from sqlalchemy.engine import make_url
-
-    try:
-        password = make_url(url).password
-    except Exception:
-        password = None
-    return line.replace(password, "***") if password else line
+    return hide_password(text[0] if text else type(error).__name__, url)
 
 
 @contextlib.contextmanager

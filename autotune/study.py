@@ -61,6 +61,14 @@ def open_study(spec: StudySpec, url: str, *, sampler_seed: int | None = None) ->
             direction=spec.direction,  # type: ignore[arg-type]  # validated: maximize|minimize
             load_if_exists=True,
         )
+    # MySQL/MariaDB compare names without case: "Circles" would open study "circles".
+    stored_name = storage.get_study_name_from_id(storage.get_study_id_from_name(spec.name))
+    if stored_name != spec.name:
+        raise StudyMismatchError(
+            f"Study '{spec.name}' would open study '{stored_name}' in {storage_module.mask(url)},"
+            f" whose database tells names apart by more than case. Give this study another"
+            f" name (name = ... in {spec.source})."
+        )
     _check_objective(study, spec, url)
     if study.metric_names != [spec.metric]:
         # optuna-dashboard and Optuna's plots label the value with it, not "Objective 0"

@@ -14,7 +14,7 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from autotune.errors import AutotuneError
+from autotune import files
 
 if TYPE_CHECKING:
     import optuna
@@ -77,15 +77,24 @@ def render(study: optuna.Study, fmt: str) -> str:
     return FORMATS[fmt](rows(study))
 
 
-def write(study: optuna.Study, fmt: str, path: str | Path) -> int:
-    """Writes :func:`render`'s table to ``path`` and returns the number of trials written.
+def write(
+    study: optuna.Study,
+    fmt: str,
+    path: str | Path,
+    *,
+    force: bool = False,
+    storage: str | None = None,
+) -> int:
+    """Writes :func:`render`'s table to ``path``, all at once, and returns the number of trials.
+
+    Args:
+        force: Replace ``path`` if it exists.
+        storage: The study's storage URL, which is never overwritten.
 
     Raises:
-        AutotuneError: The file cannot be written.
+        OutputError: ``path`` exists (without ``force``), is the storage, or cannot be written.
     """
+    target = files.check_target(path, force=force, storage=storage)
     table = rows(study)
-    try:
-        Path(path).write_text(FORMATS[fmt](table), encoding="utf-8")
-    except OSError as e:
-        raise AutotuneError(f"Cannot write the trials to {path}: {e.strerror}.") from e
+    files.write_text(target, FORMATS[fmt](table))
     return len(table)

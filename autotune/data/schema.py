@@ -121,6 +121,10 @@ def validate(data: Any, where: str) -> dict[str, Any]:
                 f"{where}: [data] {key} must be of type {getattr(kind_of_value, '__name__', '')},"
                 f" but got {value!r}."
             )
+    if not 0 <= out["seed"] <= 2**32 - 1:
+        raise StudySpecError(
+            f"{where}: [data] seed must lie in [0, {2**32 - 1}], but got {out['seed']}."
+        )
     for key in ("validation_fraction", "test_fraction"):
         if not 0.0 < out[key] < 1.0:
             raise StudySpecError(f"{where}: [data] {key} must lie in (0, 1), but got {out[key]}.")

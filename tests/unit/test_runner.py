@@ -208,3 +208,29 @@ def test_a_storage_that_stops_answering_stops_the_search_with_one_line(tmp_path)
         match=rf"^The storage sqlite:///{path} stopped answering: no such table: trial_values\. Finished trials are kept",
     ):
         runner.work(study, lambda: objective, n_trials=5, echo=None)
+
+
+def test_a_worker_whose_trial_another_worker_failed_says_so_and_goes_on():
+    lines: list[str] = []
+
+    def objective(trial: optuna.Trial) -> float:
+        value = quadratic(trial)
+        if trial.number == 1:
+            # another worker, seeing no heartbeat past the grace period, fails this trial
+            trial.study.tell(trial.number, state=State.FAIL)
+            trial.report(value, 0)  # this worker wakes up and writes late
+        return value
+
+    study = new_study()
+    progress = runner.work(study, lambda: objective, n_trials=3, echo=lines.append)
+    assert states(study) == ["COMPLETE", "FAIL", "COMPLETE", "COMPLETE"]
+    assert progress.finished == 3
+    assert lines[1].startswith("trial   1  dropped: another worker failed it while this one went")
+
+
+def test_an_error_that_is_not_a_late_write_still_stops_the_search():
+    def objective(trial: optuna.Trial) -> float:
+        raise ValueError("a bug in autotune or in a stub")
+
+    with pytest.raises(ValueError, match="a bug"):
+        runner.work(new_study(), lambda: objective, n_trials=3, echo=None)

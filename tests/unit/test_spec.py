@@ -171,3 +171,62 @@ def test_the_cnn_study_reads_digits_as_images():
     assert {"filters", "conv_blocks", "kernel_size", "units", "dropout", "batchnorm"} <= set(
         spec.space
     )
+
+
+@pytest.mark.parametrize(
+    "name, shown",
+    [
+        ("../../x", "'../../x'"),
+        ("a/b", "'a/b'"),
+        ("tab\there", "'tab\\there'"),
+        ("", "''"),
+        ("x" * 5000, "'" + "x" * 40 + "...'"),
+        ("-leading", "'-leading'"),
+    ],
+)
+def test_a_study_name_follows_one_rule(name: str, shown: str):
+    with pytest.raises(StudySpecError) as info:
+        spec_module.from_dict(tiny_raw(name=name), source="s.toml")
+    assert str(info.value) == (
+        f"s.toml: name {shown} is not a study name: use 1 to 128 letters, digits, '_', '.' or"
+        " '-', starting with a letter or a digit (it names files, and every supported database"
+        " must store it as it is)."
+    )
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        (
+            "timeout = nan",
+            r"^s.toml: 'timeout' is nan, which is not a number a study can use; give a finite number\.$",
+        ),
+        (
+            "[space]\nlearning_rate = { low = 1e-3, high = inf }",
+            r"'space.learning_rate.high' is inf",
+        ),
+        ("[early_stopping]\nmin_delta = -inf", r"'early_stopping.min_delta' is -inf"),
+        ("seed = -1", r"'seed' must lie in \[0, 4294967295\], but got -1\."),
+        ("[data2]", r"unknown key"),
+        (
+            "heartbeat_interval = 30\ngrace_period = 2",
+            r"grace_period \(2 s\) must be at least twice heartbeat_interval \(30 s\): a live trial whose heartbeat comes a little late would otherwise be failed as dead\. Raise grace_period to 60 or more\.",
+        ),
+    ],
+)
+def test_numbers_out_of_range_and_non_finite_are_refused(tmp_path, text: str, message: str):
+    import tomllib
+
+    head, _, tables = text.partition("[")
+    raw = {"name": "s", **tomllib.loads(head), "data": {"source": "circles"}}
+    if tables:
+        raw.update(tomllib.loads("[" + tables))
+    with pytest.raises(StudySpecError, match=message):
+        spec_module.from_dict(raw, source="s.toml")
+
+
+def test_a_negative_data_seed_is_refused():
+    with pytest.raises(
+        StudySpecError, match=r"\[data\] seed must lie in \[0, 4294967295\], but got -3\."
+    ):
+        spec_module.from_dict(tiny_raw(data={"source": "circles", "seed": -3}), source="s.toml")

@@ -61,3 +61,39 @@ def test_unreachable_server_masks_the_password():
         info.value
     )
     assert "s3cret" not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "url, masked",
+    [
+        (
+            "postgresql://postgres:p@ssw0rd@db:5432/test",
+            "postgresql+psycopg://postgres:***@db:5432/test",
+        ),
+        ("postgresql://me:pa:ss@db/test", "postgresql+psycopg://me:***@db/test"),
+        (
+            "mysql://root:a@b:c@d@127.0.0.1:3306/test",
+            "mysql+pymysql://root:***@127.0.0.1:3306/test",
+        ),
+        ("postgresql://me@db/test", "postgresql+psycopg://me@db/test"),
+    ],
+)
+def test_masking_holds_for_passwords_with_at_and_colon(url: str, masked: str):
+    resolved = storage.resolve_url(url)
+    assert storage.mask(resolved) == masked
+    # and the URL as the user wrote it, before autotune encodes its password
+    assert "ssw0rd" not in storage.mask(url) and ":pa:ss@" not in storage.mask(url)
+
+
+def test_a_password_with_an_at_sign_still_reaches_the_right_host():
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(storage.resolve_url("postgresql://postgres:p@ssw0rd@db:5432/test"))
+    assert (parsed.host, parsed.password, parsed.database) == ("db", "p@ssw0rd", "test")
+
+
+def test_a_drivers_message_never_shows_a_piece_of_the_password():
+    url = "postgresql://postgres:p@ssw0rd@127.0.0.1:5432/test"
+    message = 'connection to server at "ssw0rd@127.0.0.1" failed: password p@ssw0rd rejected'
+    shown = storage.hide_password(message, url)
+    assert "ssw0rd" not in shown and shown.startswith('connection to server at "***@127.0.0.1"')
