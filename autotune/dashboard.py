@@ -17,6 +17,33 @@ from autotune.errors import AutotuneError
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8080
+# The names a request to a dashboard bound to this machine alone may carry in its Host header.
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+def host_guard(app: Any, allowed: tuple[str, ...] = LOOPBACK) -> Any:
+    """A WSGI app that passes on only requests whose ``Host`` is one of ``allowed``.
+
+    A web page on another site can make a browser send requests to 127.0.0.1 by rebinding a
+    name it controls (DNS rebinding); those requests carry that name as their ``Host``.
+    Refusing them keeps such a page from reading or deleting studies.
+    """
+
+    def guarded(environ: dict[str, Any], start_response: Any) -> Any:
+        host = environ.get("HTTP_HOST", "")
+        name = host[1:].split("]")[0] if host.startswith("[") else host.rsplit(":", 1)[0]
+        if name.lower() in allowed:
+            return app(environ, start_response)
+        body = (
+            f"This dashboard answers requests for {', '.join(allowed)} only, not {host!r}. To"
+            f" open it to a network on purpose, start it with --host 0.0.0.0 (or the address"
+            f" to listen on).\n"
+        ).encode()
+        start_response("403 Forbidden", [("Content-Type", "text/plain; charset=utf-8"),
+                                         ("Content-Length", str(len(body)))])  # fmt: skip
+        return [body]
+
+    return guarded
 
 
 def page_url(host: str, port: int) -> str:
@@ -56,6 +83,8 @@ def make_server(url: str, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT) ->
     warnings.filterwarnings("ignore", category=UserWarning, module=r"optuna\.importance")
     storage = storage_module.open_storage(url, retry_stale=False)
     app = optuna_dashboard.wsgi(storage)
+    if host in LOOPBACK:
+        app = host_guard(app)
     try:
         return wsgi_server(host, port, app, server_class=Server, handler_class=QuietHandler)
     except OSError as e:

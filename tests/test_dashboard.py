@@ -103,3 +103,44 @@ def test_no_storage_yet_is_one_line(workdir: Path):
     assert result.exit_code == 1
     assert result.output.startswith(f"Error: No storage at {workdir / 'autotune.db'} yet.")
     assert not (workdir / "autotune.db").exists()
+
+
+def test_requests_for_another_host_are_refused_so_a_page_elsewhere_cannot_delete_a_study(
+    finished_study: str, tmp_path: Path
+):
+    # A copy of the shared finished study: this test tries to delete it.
+    import http.client
+    import sqlite3
+    import threading
+
+    from autotune import dashboard
+
+    # SQLite's backup copies what the write-ahead log holds too
+    with sqlite3.connect(finished_study.split("///", 1)[1]) as source:
+        with sqlite3.connect(tmp_path / "copy.db") as copy:
+            source.backup(copy)
+    url = f"sqlite:///{tmp_path / 'copy.db'}"
+    server = dashboard.make_server(url, "127.0.0.1", 0)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    port = server.server_port
+    study_id = optuna.load_study(study_name="tiny", storage=url)._study_id
+
+    def request(method: str, host: str) -> tuple[int, str]:
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        connection.request(method, f"/api/studies/{study_id}", headers={"Host": host})
+        response = connection.getresponse()
+        return response.status, response.read().decode()
+
+    try:
+        status, body = request("DELETE", "attacker.example:8080")
+        assert status == 403
+        assert (
+            "not 'attacker.example:8080'. To open it to a network on purpose, start it with --host 0.0.0.0"
+            in body
+        )
+        assert optuna.get_all_study_names(storage=url) == ["tiny"]
+        assert request("GET", f"127.0.0.1:{port}")[0] == 200
+        assert request("GET", f"localhost:{port}")[0] == 200
+    finally:
+        server.shutdown()
+        server.server_close()
