@@ -308,23 +308,27 @@ def run(
     if workers < 1:
         raise AutotuneError(f"workers must be at least 1, but got {workers}.")
     url = storage_module.resolve_url(storage)
-    optuna_study = study_module.open_study(spec, url, sampler_seed=spec.seed)
-    if warm_start is not None and study_module.counts(optuna_study).finished < spec.n_trials:
-        from autotune import warmstart
+    # Every check comes before the first write: a run that fails changes nothing stored.
+    existing = study_module.find_study(spec, url)
+    if existing is not None and study_module.counts(existing).finished >= spec.n_trials:
+        if echo:
+            echo(console.already_done(spec))
+        return existing
+    from autotune import warmstart
 
-        started = warmstart.warm_start(
-            optuna_study, spec.space, warm_start,
-            top=warmstart.DEFAULT_TOP if top is None else top,
-        )  # fmt: skip
+    top = warmstart.DEFAULT_TOP if top is None else top
+    if warm_start is not None:
+        warmstart.check(study_module.names(url), warm_start, spec.name, top)
+    objective = search_objective(spec)()  # loads the data and checks the model
+    optuna_study = study_module.open_study(spec, url, sampler_seed=spec.seed)
+    if warm_start is not None:
+        started = warmstart.warm_start(optuna_study, spec.space, warm_start, top=top)
         if echo is not None:
             for line in started.lines():
                 echo(line)
     try:
-        if study_module.counts(optuna_study).finished >= spec.n_trials:
-            if echo:
-                echo(console.already_done(spec))
-        elif workers == 1:
-            work(optuna_study, search_objective(spec), n_trials=spec.n_trials, timeout=timeout,
+        if workers == 1:
+            work(optuna_study, lambda: objective, n_trials=spec.n_trials, timeout=timeout,
                  echo=echo)  # fmt: skip
         else:
             run_workers(spec, url, workers, timeout=timeout)

@@ -36,11 +36,12 @@ SURPLUS = "surplus"
 
 
 def open_study(spec: StudySpec, url: str, *, sampler_seed: int | None = None) -> optuna.Study:
-    """Creates the study in the storage, or loads it, and checks it searches the same objective.
+    """Creates the study in the storage, or loads it; checks that it searches the same
+    objective; and stores ``spec`` with it.
 
     Safe when several workers start at the same moment: Optuna creates the study once and the
     others load it. The sampler and pruner, which Optuna does not store, are built from
-    ``spec``.
+    ``spec``. Call it once every check has passed (see :func:`find_study`): it writes.
 
     Raises:
         StudyMismatchError: The stored study was searched with another space, data, model,
@@ -49,9 +50,7 @@ def open_study(spec: StudySpec, url: str, *, sampler_seed: int | None = None) ->
     """
     import optuna
 
-    storage = storage_module.open_storage(
-        url, heartbeat_interval=spec.heartbeat_interval, grace_period=spec.grace_period
-    )
+    storage = _storage_for(spec, url)
     with storage_module.quiet_optuna():
         study = optuna.create_study(
             study_name=spec.name,
@@ -61,6 +60,43 @@ def open_study(spec: StudySpec, url: str, *, sampler_seed: int | None = None) ->
             direction=spec.direction,  # type: ignore[arg-type]  # validated: maximize|minimize
             load_if_exists=True,
         )
+    _check_name(storage, spec, url)
+    check_stored(study, spec, url)
+    record(study, spec)
+    return study
+
+
+def find_study(spec: StudySpec, url: str) -> optuna.Study | None:
+    """The stored study of ``spec``, checked against it, or None while there is none; writes
+    nothing (Optuna's tables aside, in a database that has none yet).
+
+    Raises:
+        StudyMismatchError: As :func:`open_study`.
+        StorageError: The storage cannot be opened.
+    """
+    import optuna
+
+    if storage_module.is_sqlite(url) and not _sqlite_file(url).is_file():
+        return None
+    storage = _storage_for(spec, url)
+    try:
+        storage.get_study_id_from_name(spec.name)
+    except KeyError:
+        return None
+    _check_name(storage, spec, url)
+    with storage_module.quiet_optuna():
+        study = optuna.load_study(study_name=spec.name, storage=storage)
+    check_stored(study, spec, url)
+    return study
+
+
+def _storage_for(spec: StudySpec, url: str) -> Any:
+    return storage_module.open_storage(
+        url, heartbeat_interval=spec.heartbeat_interval, grace_period=spec.grace_period
+    )
+
+
+def _check_name(storage: Any, spec: StudySpec, url: str) -> None:
     # MySQL/MariaDB compare names without case: "Circles" would open study "circles".
     stored_name = storage.get_study_name_from_id(storage.get_study_id_from_name(spec.name))
     if stored_name != spec.name:
@@ -69,15 +105,14 @@ def open_study(spec: StudySpec, url: str, *, sampler_seed: int | None = None) ->
             f" whose database tells names apart by more than case. Give this study another"
             f" name (name = ... in {spec.source})."
         )
-    _check_objective(study, spec, url)
-    if study.metric_names != [spec.metric]:
-        # optuna-dashboard and Optuna's plots label the value with it, not "Objective 0"
-        with storage_module.quiet_optuna():  # set_metric_names is marked experimental
-            study.set_metric_names([spec.metric])
-    return study
 
 
-def _check_objective(study: optuna.Study, spec: StudySpec, url: str) -> None:
+def check_stored(study: optuna.Study, spec: StudySpec, url: str) -> None:
+    """Checks that ``study`` was searched with ``spec``'s objective, or has no trial yet.
+
+    Raises:
+        StudyMismatchError: Naming what changed and the ways out.
+    """
     attrs = study.user_attrs
     stored = attrs.get(FINGERPRINT_ATTR)
     # Optuna keeps a study's direction for good, even while it has no trial.
@@ -99,13 +134,20 @@ def _check_objective(study: optuna.Study, spec: StudySpec, url: str) -> None:
             f" change, give the study a new name (name = ... in {spec.source}), or start over"
             f" with `autotune delete --study {spec.name}`."
         )
-    # A study without trials yet (a first run stopped by a mistake in the user's data or model
-    # files, before any trial) takes the corrected objective.
-    if stored != spec.fingerprint():
+
+
+def record(study: optuna.Study, spec: StudySpec) -> None:
+    """Stores ``spec`` with ``study`` (what workers, ``best`` and the report read back), its
+    objective's fingerprint, and its metric's name (optuna-dashboard's and the plots' label)."""
+    attrs = study.user_attrs
+    if attrs.get(FINGERPRINT_ATTR) != spec.fingerprint():
         study.set_user_attr(OBJECTIVE_ATTR, spec.objective())
         study.set_user_attr(FINGERPRINT_ATTR, spec.fingerprint())
     if attrs.get(SPEC_ATTR) != spec.to_dict():
         study.set_user_attr(SPEC_ATTR, spec.to_dict())
+    if study.metric_names != [spec.metric]:
+        with storage_module.quiet_optuna():  # set_metric_names is marked experimental
+            study.set_metric_names([spec.metric])
 
 
 def load_study(name: str, storage: str | None = None) -> optuna.Study:
@@ -138,6 +180,13 @@ def load_study(name: str, storage: str | None = None) -> optuna.Study:
     return _study_of(store, name)
 
 
+def names(url: str) -> list[str]:
+    """The names of the studies in the storage at ``url``; none while it does not exist."""
+    if storage_module.is_sqlite(url) and not _sqlite_file(url).is_file():
+        return []
+    return [s.study_name for s in storage_module.open_storage(url).get_all_studies()]
+
+
 def require_existing(url: str) -> None:
     """Refuses an SQLite storage whose file does not exist, rather than create an empty one.
 
@@ -145,8 +194,8 @@ def require_existing(url: str) -> None:
         StudyNotFoundError: Naming the file and how to make it.
     """
     if storage_module.is_sqlite(url):
-        path = url.split("///", 1)[-1]
-        if not Path(path).is_file():
+        path = _sqlite_file(url)
+        if not path.is_file():
             raise StudyNotFoundError(
                 f"No storage at {path} yet. Run a study first (autotune run --study circles),"
                 f" or name another storage with --storage or $AUTOTUNE_STORAGE."
@@ -191,6 +240,10 @@ def _study_of(store: Any, name: str) -> optuna.Study:
 
     with storage_module.quiet_optuna():
         return optuna.load_study(study_name=name, storage=store)
+
+
+def _sqlite_file(url: str) -> Path:
+    return Path(url.split("///", 1)[-1])
 
 
 def stored_spec(study: optuna.Study) -> StudySpec:

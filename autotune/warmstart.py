@@ -78,6 +78,26 @@ def _present(study: optuna.Study) -> set[tuple[tuple[str, str], ...]]:
     return keys
 
 
+def check(names: list[str], source: str, target: str, top: int = DEFAULT_TOP) -> None:
+    """Checks a warm start before anything is written: ``source`` is another of the studies
+    ``names`` that the storage holds, and ``top`` is at least 1.
+
+    Raises:
+        AutotuneError: Naming what is wrong, and the studies the storage holds.
+    """
+    if top < 1:
+        raise AutotuneError(f"top must be at least 1, but got {top}.")
+    if source == target:
+        raise AutotuneError(
+            f"Study '{source}' cannot warm-start from itself; name another study in the storage."
+        )
+    if source not in names:
+        raise AutotuneError(
+            f"Cannot warm-start from '{source}': no such study in this storage; it holds:"
+            f" {', '.join(sorted(names)) or 'none'}."
+        )
+
+
 def warm_start(
     study: optuna.Study, space: Space, source: str, *, top: int = DEFAULT_TOP
 ) -> WarmStart:
@@ -97,18 +117,7 @@ def warm_start(
     """
     import optuna
 
-    if top < 1:
-        raise AutotuneError(f"top must be at least 1, but got {top}.")
-    if source == study.study_name:
-        raise AutotuneError(
-            f"Study '{source}' cannot warm-start from itself; name another study in the storage."
-        )
-    names = optuna.get_all_study_names(storage=study._storage)
-    if source not in names:
-        raise AutotuneError(
-            f"Cannot warm-start from '{source}': no such study in this storage; it holds:"
-            f" {', '.join(sorted(names))}."
-        )
+    check(optuna.get_all_study_names(storage=study._storage), source, study.study_name, top)
     origin = optuna.load_study(study_name=source, storage=study._storage)
     result = WarmStart(source, top)
     present = _present(study)

@@ -141,6 +141,14 @@ def tiny_raw(name: str = "tiny", **overrides: Any) -> dict[str, Any]:
     return raw
 
 
+def nothing_stored(url: str) -> bool:
+    """Whether the storage at ``url`` holds no study (or does not exist): a run that failed
+    its checks wrote nothing."""
+    from autotune.study import names
+
+    return names(url) == []
+
+
 @pytest.fixture
 def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A fresh current directory, with no storage named in the environment."""

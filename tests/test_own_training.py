@@ -19,7 +19,7 @@ from autotune import study as study_module
 from autotune.cli import cli
 from autotune.spec import from_dict, load
 
-from conftest import tiny_raw, to_toml
+from conftest import nothing_stored, tiny_raw, to_toml
 
 EXAMPLES = Path(__file__).parent.parent / "examples"
 COUNTED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
@@ -123,7 +123,7 @@ def test_a_loop_that_reports_wrongly_is_one_line_before_any_trial(
     assert error.startswith(f"Error: {path}: train 'loop.py:train'")
     assert len([line for line in result.output.splitlines() if line.startswith("Error")]) == 1
     assert re.search(message, error), error
-    assert optuna.load_study(study_name="tiny", storage=sqlite_url).trials == []
+    assert nothing_stored(sqlite_url)
 
 
 def test_a_loop_that_returns_no_model_is_one_line(workdir: Path, sqlite_url: str):
@@ -236,7 +236,7 @@ def test_a_fit_that_breaks_the_contract_is_one_line_before_any_trial(
     raw = {**tiny_raw(space={"batch_size": 1024}), "fit": "model.py:fit"}
     with pytest.raises(Exception, match=message):
         runner.run(from_dict(raw, source="s.toml", base=workdir), storage=sqlite_url, echo=None)
-    assert optuna.load_study(study_name="tiny", storage=sqlite_url).trials == []
+    assert nothing_stored(sqlite_url)
 
 
 # A two-class model of a user's builder that ends in one sigmoid unit.

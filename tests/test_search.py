@@ -12,7 +12,7 @@ from autotune.data import load
 from autotune.errors import SearchFailedError, StudyMismatchError
 from autotune.spec import from_dict
 
-from conftest import tiny_raw
+from conftest import nothing_stored, tiny_raw
 
 COUNTED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
 
@@ -252,8 +252,7 @@ def test_a_bad_builder_stops_the_study_before_any_trial(workdir: Path, sqlite_ur
         match=r"s.toml: model 'model.py:build' returned tuple, not a keras.Model. Make it return the model",
     ):
         runner.run(spec, storage=sqlite_url, echo=None)
-    study = optuna.load_study(study_name="tiny", storage=sqlite_url)
-    assert study.trials == []
+    assert nothing_stored(sqlite_url)
 
 
 def test_the_python_api_takes_a_study_by_keyword_path_or_dict(write_study, sqlite_url: str):
@@ -344,3 +343,23 @@ def test_a_builder_failing_for_some_configurations_fails_those_trials_only(
     tally = study_module.counts(study)
     assert (tally.finished, tally.failed) == (2, 2)
     assert {t.params["units"] for t in study.trials if t.state.name == "COMPLETE"} == {8}
+
+
+def test_a_run_that_fails_its_checks_changes_nothing_stored(sqlite_url: str):
+    from autotune.errors import AutotuneError
+
+    runner.run(from_dict(tiny_raw(n_trials=1, max_epochs=1)), storage=sqlite_url, echo=None)
+    before = optuna.load_study(study_name="tiny", storage=sqlite_url).user_attrs
+    spec = from_dict(tiny_raw(n_trials=3, max_epochs=1))
+    with pytest.raises(
+        AutotuneError,
+        match=r"Cannot warm-start from 'tinyy': no such study in this storage; it holds: tiny\.",
+    ):
+        runner.run(
+            spec, storage=sqlite_url, seed=5, sampler="random", warm_start="tinyy", echo=None
+        )
+    study = optuna.load_study(study_name="tiny", storage=sqlite_url)
+    assert study.user_attrs == before  # n_trials, sampler and seed as the last good run left them
+    assert len(study.trials) == 1
+    # and best retrains with the seed its trial used, whatever later runs pass
+    assert study.trials[0].user_attrs["seed"] == 0
