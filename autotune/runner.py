@@ -58,6 +58,38 @@ class Progress:
     lines: list[str] = field(default_factory=list)
 
 
+class _Unbeaten:
+    """Fails RUNNING trials that never wrote a heartbeat, such as one whose worker was killed
+    between creating it and its first heartbeat, which Optuna's stale-trial check passes over.
+
+    A trial is failed (and its params queued again, as for a stale one) once this worker has
+    seen it without a heartbeat for a whole grace period, on this worker's own clock: no clocks
+    of two machines are ever compared.
+    """
+
+    def __init__(self, grace_period: float) -> None:
+        self.grace_period = grace_period
+        self.seen: dict[int, float] = {}
+
+    def fail_dead(self, study: optuna.Study) -> None:
+        import optuna
+
+        unbeaten = storage_module.running_without_heartbeat(study._storage, study._study_id)
+        now = time.monotonic()
+        self.seen = {t: self.seen.get(t, now) for t in unbeaten}
+        for trial_id, since in self.seen.items():
+            if now - since < self.grace_period:
+                continue
+            try:
+                study._storage.set_trial_state_values(trial_id, optuna.trial.TrialState.FAIL)
+            except optuna.exceptions.UpdateFinishedTrialError:
+                continue  # it finished, or another worker failed it first
+            rdb = storage_module.rdb_of(study._storage)
+            retry = rdb.get_heartbeat_stale_trial_callback() if rdb is not None else None
+            if retry is not None:
+                retry(study, study._storage.get_trial(trial_id))
+
+
 class _Surplus(Exception):
     """The study's total was reached by earlier trials while this one was being created."""
 
@@ -124,6 +156,7 @@ def work(
     import optuna
 
     guarded: _Guarded | None = None
+    unbeaten = _Unbeaten(_grace_period(study))
     progress = Progress()
     deadline = time.monotonic() + timeout if timeout else None
     streak: list[str] = []
@@ -160,6 +193,7 @@ def work(
                     # Other workers hold the last trials: wait until they finish, or their
                     # heartbeats stop and their trials are failed and queued again.
                     optuna.storages.fail_stale_trials(study)
+                    unbeaten.fail_dead(study)
                     time.sleep(POLL_SECONDS)
                     continue
                 if guarded is None:
@@ -186,6 +220,13 @@ def work(
                 raise
             # Not chained: a driver's message may echo the connection string.
             raise storage_module.lost(database_error, study._storage) from None
+
+
+def _grace_period(study: optuna.Study) -> float:
+    rdb = storage_module.rdb_of(study._storage)
+    if rdb is None or rdb.heartbeat_interval is None:
+        return float("inf")
+    return float(rdb.grace_period or 2 * rdb.heartbeat_interval)
 
 
 def _refused_late_write(error: Exception) -> bool:

@@ -191,13 +191,34 @@ def open_storage(
     return storage
 
 
+def rdb_of(storage: Any) -> Any:
+    """The RDB storage under Optuna's trial cache, or None for another kind of storage."""
+    backend = getattr(storage, "_backend", storage)
+    return backend if hasattr(backend, "engine") else None
+
+
+def running_without_heartbeat(storage: Any, study_id: int) -> set[int]:
+    """The ids of the study's RUNNING trials that never wrote a heartbeat (Optuna's stale-trial
+    check passes over them); empty for a storage without heartbeats."""
+    rdb = rdb_of(storage)
+    if rdb is None or rdb.heartbeat_interval is None:
+        return set()
+    import sqlalchemy
+
+    query = sqlalchemy.text(
+        "SELECT t.trial_id FROM trials t WHERE t.study_id = :study AND t.state = 'RUNNING'"
+        " AND NOT EXISTS (SELECT 1 FROM trial_heartbeats h WHERE h.trial_id = t.trial_id)"
+    )
+    with rdb.engine.connect() as connection:
+        return {row[0] for row in connection.execute(query, {"study": study_id})}
+
+
 def lost(error: BaseException, storage: Any) -> StorageError:
     """The fatal error of a storage that stopped answering while a study ran: which storage
     (its password masked), the database's own first line, and that nothing finished is lost.
     """
-    # A study holds its RDB storage wrapped in Optuna's trial cache.
-    engine = getattr(getattr(storage, "_backend", storage), "engine", None)
-    url = engine.url.render_as_string(hide_password=False) if engine is not None else ""
+    rdb = rdb_of(storage)
+    url = rdb.engine.url.render_as_string(hide_password=False) if rdb is not None else ""
     return StorageError(
         f"The storage {mask(url)} stopped answering: {_first_line(error, url)}. Finished"
         f" trials are kept in it; run the study again once it answers."

@@ -43,6 +43,7 @@ from autotune.data.sources import (
     read_npz,
     targets,
 )
+from autotune.errors import DataError
 
 if TYPE_CHECKING:
     import numpy as np
@@ -149,6 +150,12 @@ def _load_cached(key: str, folder: str, stamp: Any, where: str) -> Dataset:
     classes: tuple[Any, ...] = ()
     if task == CLASSIFICATION:
         found = np.unique(y_train)
+        if len(found) < 2:
+            raise DataError(
+                f"{label}: the target holds one class only ({found[0].item()!r}), and there is"
+                f" nothing to tell apart. Give examples of at least two classes, or set task ="
+                f' "regression" for a number to predict.'
+            )
         y_train, y_val, y_test = (
             np.searchsorted(found, a).astype(np.int32) for a in (y_train, y_val, y_test)
         )

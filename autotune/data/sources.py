@@ -4,6 +4,7 @@ and the checks every source's features and targets pass."""
 from __future__ import annotations
 
 import math
+import zipfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -147,10 +148,11 @@ def read_npz(path: Path, data: Mapping[str, Any], where: str) -> tuple[Any, Any]
     try:
         with np.load(path, allow_pickle=False) as archive:
             arrays = {key: archive[key] for key in archive.files}
-    except (OSError, ValueError) as e:
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
+        reason = "it is empty" if path.stat().st_size == 0 else f"{type(e).__name__}: {e}"
         raise DataError(
-            f"{path}: cannot be read as .npz arrays of numbers or strings ({e}). Save it with"
-            f" numpy.savez(path, x=X, y=y)."
+            f"{path}: cannot be read as .npz arrays of numbers or strings ({reason}; a truncated"
+            f" or partly copied file reads so). Save it again with numpy.savez(path, x=X, y=y)."
         ) from e
     for key in ("x", "y"):
         if data[key] not in arrays:

@@ -339,3 +339,32 @@ def test_the_builtin_tables_store_what_they_stored_before():
 def test_bad_data_tables(table, message):
     with pytest.raises(StudySpecError, match=message):
         data.validate(table, "s")
+
+
+@pytest.mark.parametrize(
+    "cut, reason", [(0, "it is empty"), (0.5, "BadZipFile: File is not a zip file")]
+)
+def test_a_truncated_or_empty_npz_is_one_line(tmp_path: Path, cut: float, reason: str):
+    np.savez(tmp_path / "good.npz", x=np.random.rand(40, 3), y=np.arange(40) % 2)
+    whole = (tmp_path / "good.npz").read_bytes()
+    (tmp_path / "cut.npz").write_bytes(whole[: int(len(whole) * cut)])
+    table = data.validate({"source": "npz", "path": "cut.npz", "task": "classification"}, "s")
+    with pytest.raises(
+        DataError,
+        match=rf"cut.npz: cannot be read as .npz arrays of numbers or strings \({reason}; a truncated or partly copied file reads so\)\. Save it again",
+    ):
+        data.load(table, tmp_path, where="s")
+
+
+def test_a_target_of_one_class_is_named_as_the_datas_fault(tmp_path: Path):
+    (tmp_path / "one.csv").write_text(
+        "a,b,label\n" + "".join(f"{i},{2 * i},yes\n" for i in range(40))
+    )
+    table = data.validate(
+        {"source": "csv", "path": "one.csv", "target": "label", "task": "classification"}, "s"
+    )
+    with pytest.raises(
+        DataError,
+        match=r"one.csv: the target holds one class only \('yes'\), and there is nothing to tell apart\.",
+    ):
+        data.load(table, tmp_path, where="s")

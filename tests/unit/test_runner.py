@@ -234,3 +234,24 @@ def test_an_error_that_is_not_a_late_write_still_stops_the_search():
 
     with pytest.raises(ValueError, match="a bug"):
         runner.work(new_study(), lambda: objective, n_trials=3, echo=None)
+
+
+def test_a_running_trial_that_never_wrote_a_heartbeat_is_failed_after_the_grace_period(tmp_path):
+    from autotune.storage import open_storage
+
+    url = f"sqlite:///{tmp_path / 'orphan.db'}"
+    storage = open_storage(url, heartbeat_interval=1, grace_period=2)
+    study = optuna.create_study(study_name="stub", storage=storage, direction="maximize")
+    study.enqueue_trial({"x": 0.25})
+    orphan = study.ask()  # its worker died before its first heartbeat
+    orphan.suggest_float("x", -1.0, 1.0)
+    started = time.monotonic()
+    runner.work(study, lambda: quadratic, n_trials=1, timeout=30, echo=None)
+    waited = time.monotonic() - started
+    states_now = states(study)
+    assert states_now[0] == "FAIL" and "RUNNING" not in states_now
+    # its params were queued again and trained, as for a trial whose heartbeat went stale
+    retried = [t for t in study.trials if t.system_attrs.get("failed_trial") == 0]
+    assert len(retried) == 1 and retried[0].params == {"x": 0.25}
+    assert retried[0].state.name == "COMPLETE"
+    assert waited >= 2.0  # not before the grace period
