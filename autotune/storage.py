@@ -132,13 +132,6 @@ def open_storage(
     import sqlalchemy.exc
 
     engine_kwargs: dict[str, Any] = {"pool_pre_ping": True}
-    # Heartbeats are the server's now() in a column without a time zone: every session must
-    # write and read them in UTC, whatever the client's time zone (PGTZ, TZ), or a live trial
-    # looks hours old to a worker elsewhere and a dead one never does.
-    if url.startswith("postgresql"):
-        engine_kwargs["connect_args"] = {"options": "-c timezone=UTC"}
-    elif url.startswith("mysql"):
-        engine_kwargs["connect_args"] = {"init_command": "SET time_zone = '+00:00'"}
     if is_sqlite(url):
         # Several local workers share one file: wait for the writer's lock instead of failing.
         engine_kwargs = {"connect_args": {"timeout": 60}}
@@ -183,6 +176,8 @@ def open_storage(
             time.sleep(0.2 * (attempt + 1))
     else:
         raise StorageError(f"Cannot set up storage {mask(url)}: {_first_line(last_error, url)}.")
+    if not is_sqlite(url):
+        _sessions_in_utc(storage.engine, url)
     if is_sqlite(url):
         # WAL lets readers (the dashboard, `autotune show`) work while a worker writes; the
         # setting is kept in the database file.
@@ -223,6 +218,30 @@ def lost(error: BaseException, storage: Any) -> StorageError:
         f"The storage {mask(url)} stopped answering: {_first_line(error, url)}. Finished"
         f" trials are kept in it; run the study again once it answers."
     )
+
+
+def _sessions_in_utc(engine: Any, url: str) -> None:
+    """Sets every database session of ``engine`` to UTC.
+
+    Heartbeats are the server's now() kept in a column without a time zone: a session writes
+    and reads them in its own time zone, which the client's environment sets (PGTZ, the
+    server's default). Every worker must use one zone, or a live trial looks hours old to a
+    worker elsewhere and is failed, and a dead one never looks stale.
+    """
+    import sqlalchemy
+
+    statement = (
+        "SET TIME ZONE 'UTC'" if url.startswith("postgresql") else "SET time_zone = '+00:00'"
+    )
+
+    def utc(connection: Any, record: Any) -> None:
+        cursor = connection.cursor()
+        cursor.execute(statement)
+        cursor.close()
+        connection.commit()
+
+    sqlalchemy.event.listen(engine, "connect", utc)
+    engine.dispose()  # the connections Optuna opened before the listener go
 
 
 def _first_line(error: BaseException | None, url: str) -> str:
