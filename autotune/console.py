@@ -58,6 +58,15 @@ def taken_over(number: int | None) -> str:
     )
 
 
+def reconnected(number: int | None) -> str:
+    """The storage dropped this worker's connection, and answers again."""
+    during = f" during trial {number}" if number is not None else ""
+    return (
+        f"the storage dropped the connection{during} and answers again; going on (a trial"
+        f" left RUNNING is failed and retried once its heartbeat is grace_period old)."
+    )
+
+
 def run_header(spec: StudySpec, url: str) -> str:
     """The first line of ``autotune run``: what runs, and where it is kept."""
     return (

@@ -43,6 +43,10 @@ ObjectiveFn = Callable[["optuna.Trial"], float]
 MAX_CONSECUTIVE_FAILURES = 10
 # How often a worker that waits for other workers' last trials looks again.
 POLL_SECONDS = 1.0
+# After a database error, how long to wait (seconds) before each look at whether the storage
+# answers again; and how many such errors in a row end the search.
+RECONNECT_WAITS = (0.5, 1.0, 2.0, 4.0)
+MAX_DROPPED = 3
 # The end of a failed trial's traceback that is kept on the trial (databases cap text).
 TRACEBACK_CHARS = 8000
 _BECAUSE = {"diverged": "it diverged", "oom": "it ran out of memory"}
@@ -176,50 +180,86 @@ def work(
             echo(line)
 
     with storage_module.quiet_optuna(), settled() as settle:
+        dropped = 0  # database errors in a row
         try:
             while True:
-                tally = study_module.counts(study)
-                if tally.finished >= n_trials or (
-                    deadline is not None and time.monotonic() >= deadline
-                ):
-                    return progress
-                if len(streak) >= MAX_CONSECUTIVE_FAILURES:
-                    raise SearchFailedError(
-                        f"{len(streak)} trials in a row failed, the last because {streak[-1]}."
-                        f" Check the study's space, model and data (a learning rate too high"
-                        f" diverges); each trial's traceback is its 'traceback' attribute."
-                    )
-                if tally.finished + tally.running >= n_trials:
-                    # Other workers hold the last trials: wait until they finish, or their
-                    # heartbeats stop and their trials are failed and queued again.
-                    optuna.storages.fail_stale_trials(study)
-                    unbeaten.fail_dead(study)
-                    time.sleep(POLL_SECONDS)
-                    continue
-                if guarded is None:
-                    guarded = _Guarded(objective(), n_trials)
-                    settle()  # the libraries it loaded outlive every trial
                 try:
-                    study.optimize(guarded, n_trials=1, catch=(TrialFailed, _Surplus),
-                                   callbacks=[on_trial])  # fmt: skip
-                except (ValueError, optuna.exceptions.UpdateFinishedTrialError) as e:
-                    # Optuna refuses the late write of a trial that another worker failed
-                    # while this one was paused past the grace period (and queued again).
-                    if not _refused_late_write(e) or not _failed_elsewhere(study, guarded.current):
+                    tally = study_module.counts(study)
+                    if tally.finished >= n_trials or (
+                        deadline is not None and time.monotonic() >= deadline
+                    ):
+                        return progress
+                    if len(streak) >= MAX_CONSECUTIVE_FAILURES:
+                        raise SearchFailedError(
+                            f"{len(streak)} trials in a row failed, the last because"
+                            f" {streak[-1]}. Check the study's space, model and data (a learning"
+                            f" rate too high diverges); each trial's traceback is its"
+                            f" 'traceback' attribute."
+                        )
+                    if tally.finished + tally.running >= n_trials:
+                        # Other workers hold the last trials: wait until they finish, or
+                        # their heartbeats stop and their trials are failed and queued again.
+                        optuna.storages.fail_stale_trials(study)
+                        unbeaten.fail_dead(study)
+                        time.sleep(POLL_SECONDS)
+                        continue
+                    if guarded is None:
+                        guarded = _Guarded(objective(), n_trials)
+                        settle()  # the libraries it loaded outlive every trial
+                    _optimize_one(study, guarded, on_trial, progress, echo, prefix)
+                    dropped = 0
+                except Exception as e:
+                    database_error = _database_error(e)
+                    if database_error is None:
                         raise
-                    line = f"{prefix}{console.taken_over(guarded.current)}"
+                    dropped += 1
+                    if dropped > MAX_DROPPED or not _answers_again(study):
+                        # Not chained: a driver's message may echo the connection string.
+                        raise storage_module.lost(database_error, study._storage) from None
+                    line = prefix + console.reconnected(guarded.current if guarded else None)
                     progress.lines.append(line)
                     if echo:
                         echo(line)
         except KeyboardInterrupt as e:
             progress.interrupted_trial = _requeue(study, guarded.current if guarded else None)
             raise Interrupted(trial=progress.interrupted_trial) from e
+
+
+def _optimize_one(
+    study: optuna.Study,
+    guarded: _Guarded,
+    on_trial: Callable[[optuna.Study, optuna.trial.FrozenTrial], None],
+    progress: Progress,
+    echo: Echo | None,
+    prefix: str,
+) -> None:
+    """Runs one trial; a trial that another worker failed while this one was paused past the
+    grace period (Optuna then refuses this worker's late write) is said and left behind."""
+    import optuna
+
+    try:
+        study.optimize(guarded, n_trials=1, catch=(TrialFailed, _Surplus), callbacks=[on_trial])
+    except (ValueError, optuna.exceptions.UpdateFinishedTrialError) as e:
+        if not _refused_late_write(e) or not _failed_elsewhere(study, guarded.current):
+            raise
+        line = f"{prefix}{console.taken_over(guarded.current)}"
+        progress.lines.append(line)
+        if echo:
+            echo(line)
+
+
+def _answers_again(study: optuna.Study) -> bool:
+    """Whether the storage answers again within a few seconds (a dropped connection, a server
+    restart); the connection pool replaces dead connections as it hands them out."""
+    for wait in RECONNECT_WAITS:
+        time.sleep(wait)
+        try:
+            study_module.counts(study)
+            return True
         except Exception as e:
-            database_error = _database_error(e)
-            if database_error is None:
+            if _database_error(e) is None:
                 raise
-            # Not chained: a driver's message may echo the connection string.
-            raise storage_module.lost(database_error, study._storage) from None
+    return False
 
 
 def _grace_period(study: optuna.Study) -> float:

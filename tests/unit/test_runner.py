@@ -188,12 +188,13 @@ def test_the_loop_leaves_optunas_log_level_and_warning_filters_as_it_found_them(
     assert warnings.filters == filters
 
 
-def test_a_storage_that_stops_answering_stops_the_search_with_one_line(tmp_path):
+def test_a_storage_that_stops_answering_stops_the_search_with_one_line(tmp_path, monkeypatch):
     import sqlite3
 
     from autotune.errors import StorageError
     from autotune.storage import open_storage
 
+    monkeypatch.setattr(runner, "RECONNECT_WAITS", (0.01, 0.01))  # it never answers again
     path = tmp_path / "gone.db"
     study = optuna.create_study(study_name="stub", storage=open_storage(f"sqlite:///{path}"))
 

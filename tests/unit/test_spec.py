@@ -59,6 +59,13 @@ def test_default_space_covers_every_optimizer_and_decay_policy():
         ("not_toml", r"not valid TOML"),
         ("no_data", r"missing \[data\] table"),
         ("unknown_sampler", r"unknown sampler 'tpee'; allowed: cmaes, gp, grid, qmc, random, tpe"),
+        ("nan_timeout", r"'timeout' is nan, which is not a number a study can use"),
+        ("infinite_bound", r"'space.learning_rate.high' is inf"),
+        ("negative_seed", r"'seed' must lie in \[0, 4294967295\], but got -7"),
+        ("negative_data_seed", r"\[data\] seed must lie in \[0, 4294967295\], but got -1"),
+        ("bad_name", r"name '../../x' is not a study name: use 1 to 128 letters"),
+        ("short_grace", r"grace_period \(2 s\) must be at least twice heartbeat_interval \(30 s\)"),
+        ("train_and_model", r"train = 'train.py:train' builds and trains its own model, so model"),
     ],
 )
 def test_bad_study_files_name_the_file_and_the_fix(fixture, message):
@@ -230,3 +237,17 @@ def test_a_negative_data_seed_is_refused():
         StudySpecError, match=r"\[data\] seed must lie in \[0, 4294967295\], but got -3\."
     ):
         spec_module.from_dict(tiny_raw(data={"source": "circles", "seed": -3}), source="s.toml")
+
+
+@pytest.mark.parametrize("fixture", sorted(p.stem for p in FIXTURES.glob("*.toml")))
+def test_every_bad_study_file_is_one_line_exit_1_and_nothing_stored(fixture, workdir):
+    from click.testing import CliRunner
+
+    from autotune.cli import cli
+
+    path = FIXTURES / f"{fixture}.toml"
+    result = CliRunner().invoke(cli, ["run", "--study", str(path)])
+    assert result.exit_code == 1
+    assert result.output.startswith(f"Error: {path}") and result.output.count("\n") == 1
+    assert "Traceback" not in result.output
+    assert list(workdir.iterdir()) == []  # no storage made, nothing written
