@@ -141,6 +141,24 @@ def tiny_raw(name: str = "tiny", **overrides: Any) -> dict[str, Any]:
     return raw
 
 
+@pytest.fixture
+def tiny_disk(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Path]:
+    """A small file system (64 KiB, or the size a test's ``disk_size`` marker asks for), to
+    fill up for real; skips where mounting is not allowed."""
+    import subprocess
+
+    marker = request.node.get_closest_marker("disk_size")
+    size = marker.args[0] if marker else "64k"
+    folder = tmp_path / "disk"
+    folder.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(folder)],
+                             capture_output=True)  # fmt: skip
+    if mounted.returncode != 0:
+        pytest.skip("needs root to mount a small tmpfs for the full-disk test")
+    yield folder
+    subprocess.run(["umount", "-l", str(folder)], check=True)
+
+
 def nothing_stored(url: str) -> bool:
     """Whether the storage at ``url`` holds no study (or does not exist): a run that failed
     its checks wrote nothing."""

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import subprocess
 from pathlib import Path
 
 import optuna
@@ -17,19 +16,6 @@ from autotune.spec import from_dict
 from autotune.study import open_study
 
 from conftest import tiny_raw
-
-
-@pytest.fixture
-def tiny_disk(tmp_path: Path):
-    """A 64 KiB file system, to fill up for real."""
-    folder = tmp_path / "disk"
-    folder.mkdir()
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(folder)],
-                             capture_output=True)  # fmt: skip
-    if mounted.returncode != 0:
-        pytest.skip("needs root to mount a 64 KiB tmpfs for the full-disk test")
-    yield folder
-    subprocess.run(["umount", str(folder)], check=True)
 
 
 def test_an_existing_file_is_replaced_only_with_force(tmp_path: Path):

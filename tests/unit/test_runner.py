@@ -256,3 +256,40 @@ def test_a_running_trial_that_never_wrote_a_heartbeat_is_failed_after_the_grace_
     assert len(retried) == 1 and retried[0].params == {"x": 0.25}
     assert retried[0].state.name == "COMPLETE"
     assert waited >= 2.0  # not before the grace period
+
+
+@pytest.mark.disk_size("4m")
+def test_a_full_disk_stops_the_run_with_one_line_and_the_next_run_finishes_the_study(
+    tiny_disk, monkeypatch
+):
+    import os
+
+    from autotune.errors import StorageError
+    from autotune.storage import open_storage
+
+    monkeypatch.setattr(runner, "RECONNECT_WAITS", (0.01,))
+    url = f"sqlite:///{tiny_disk / 'studies.db'}"
+    study = optuna.create_study(study_name="stub", direction="maximize",
+                                storage=open_storage(url, heartbeat_interval=1, grace_period=2))  # fmt: skip
+    filler = tiny_disk / "filler"
+
+    def objective(trial: optuna.Trial) -> float:
+        value = quadratic(trial)
+        if trial.number == 2:  # something else fills the disk while this trial trains
+            free = os.statvfs(tiny_disk).f_bavail * os.statvfs(tiny_disk).f_frsize
+            filler.write_bytes(b"\0" * free)
+        return value
+
+    with pytest.raises(
+        StorageError,
+        match=r"^The storage sqlite:///.*studies.db stopped answering: database or disk is full\. Finished trials are kept in it; run the study again once it answers\.$",
+    ):
+        runner.work(study, lambda: objective, n_trials=5, echo=None)
+    assert states(study)[:2] == ["COMPLETE", "COMPLETE"]
+    filler.unlink()  # the disk has room again: the next run finishes the study
+    again = optuna.load_study(
+        study_name="stub", storage=open_storage(url, heartbeat_interval=1, grace_period=2)
+    )
+    runner.work(again, lambda: quadratic, n_trials=5, timeout=60, echo=None)
+    assert "RUNNING" not in states(again)
+    assert study_module.counts(again).finished == 5
