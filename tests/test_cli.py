@@ -223,3 +223,10 @@ def test_a_run_in_a_process_of_its_own_prints_nothing_on_stderr(write_study, sql
     assert result.returncode == 0, result.stderr
     assert result.stderr == ""
     assert "Study 'tiny': 2 of 2 trials finished" in result.stdout
+
+
+def test_a_negative_seed_flag_is_clicks_range_error(workdir: Path):
+    result = CliRunner().invoke(cli, ["run", "--study", "circles", "--seed", "-1"])
+    assert result.exit_code == 2
+    assert "Invalid value for '--seed': -1 is not in the range 0<=x<=4294967295." in result.output
+    assert list(workdir.iterdir()) == []
