@@ -166,6 +166,11 @@ def open_storage(
                 f" Install it, or use {_EXAMPLES}."
             ) from e
         except sqlalchemy.exc.OperationalError as e:
+            if "already exists" in str(e.orig):
+                # SQLite reports the table-creation race as an operational error.
+                last_error = e
+                time.sleep(0.2 * (attempt + 1))
+                continue
             # Not chained: a driver's message may echo the connection string, password included.
             raise StorageError(
                 f"Cannot connect to storage {mask(url)}: {_first_line(e, url)}."

@@ -25,6 +25,7 @@ process either finished cleanly (exit 0) or was the one killed.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import platform
 import random
@@ -35,6 +36,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -183,10 +185,24 @@ class Scenario:
             pass
 
 
-def kill_scenario(url: str, storage: str, kills: int, rng: random.Random) -> Outcome:
-    scenario = Scenario(url, n_trials=24, epoch_seconds=0.03)
-    outcome, start = Outcome("kill", storage), time.monotonic()
+@contextlib.contextmanager
+def scenario_on(
+    url: str, name: str, storage: str, *, n_trials: int, epoch_seconds: float
+) -> Iterator[tuple[Scenario, Outcome]]:
+    """A scenario's study and outcome; when the block ends, a last worker finishes the study,
+    the study is checked into the outcome, and then deleted."""
+    scenario = Scenario(url, n_trials=n_trials, epoch_seconds=epoch_seconds)
+    outcome, start = Outcome(name, storage), time.monotonic()
     try:
+        yield scenario, outcome
+        scenario.finish(outcome)
+    finally:
+        scenario.delete()
+        outcome.seconds = time.monotonic() - start
+
+
+def kill_scenario(url: str, storage: str, kills: int, rng: random.Random) -> Outcome:
+    with scenario_on(url, "kill", storage, n_trials=24, epoch_seconds=0.03) as (scenario, outcome):
         for _ in range(3):
             scenario.start()
         while outcome.kills < kills and scenario.alive():
@@ -198,17 +214,11 @@ def kill_scenario(url: str, storage: str, kills: int, rng: random.Random) -> Out
             scenario.kill(rng.choice(victims))
             outcome.kills += 1
             scenario.start()
-        scenario.finish(outcome)
-    finally:
-        scenario.delete()
-    outcome.seconds = time.monotonic() - start
     return outcome
 
 
 def pause_scenario(url: str, storage: str, rng: random.Random) -> Outcome:
-    scenario = Scenario(url, n_trials=10, epoch_seconds=0.15)
-    outcome, start = Outcome("pause", storage), time.monotonic()
-    try:
+    with scenario_on(url, "pause", storage, n_trials=10, epoch_seconds=0.15) as (scenario, outcome):
         paused = scenario.start()
         time.sleep(rng.uniform(2.0, 3.0))  # it is in a trial by now
         scenario.snapshot()
@@ -218,18 +228,12 @@ def pause_scenario(url: str, storage: str, rng: random.Random) -> Outcome:
         time.sleep(GRACE + 3)
         paused.send_signal(signal.SIGCONT)
         helper.wait(timeout=300)
-        scenario.finish(outcome)
-    finally:
-        scenario.delete()
-    outcome.seconds = time.monotonic() - start
     return outcome
 
 
 def drop_scenario(url: str, storage: str, drops: int, rng: random.Random) -> Outcome:
     import sqlalchemy
 
-    scenario = Scenario(url, n_trials=16, epoch_seconds=0.05)
-    outcome, start = Outcome("drop", storage), time.monotonic()
     engine = sqlalchemy.create_engine(url)
     terminate = sqlalchemy.text(
         "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
@@ -237,33 +241,31 @@ def drop_scenario(url: str, storage: str, drops: int, rng: random.Random) -> Out
         " AND application_name NOT LIKE 'pg_%'"
     )
     try:
-        for _ in range(2):
-            scenario.start()
-        time.sleep(2.5)  # both workers have started trials
-        while outcome.drops < drops and scenario.alive():
-            scenario.snapshot()
-            with engine.connect() as connection:
-                connection.execute(terminate)
-            outcome.drops += 1
-            time.sleep(rng.uniform(0.5, 1.5))
-        scenario.finish(outcome)
+        with scenario_on(url, "drop", storage, n_trials=16, epoch_seconds=0.05) as (
+            scenario,
+            outcome,
+        ):
+            for _ in range(2):
+                scenario.start()
+            time.sleep(2.5)  # both workers have started trials
+            while outcome.drops < drops and scenario.alive():
+                scenario.snapshot()
+                with engine.connect() as connection:
+                    connection.execute(terminate)
+                outcome.drops += 1
+                time.sleep(rng.uniform(0.5, 1.5))
     finally:
         engine.dispose()
-        scenario.delete()
-    outcome.seconds = time.monotonic() - start
     return outcome
 
 
 def load_scenario(url: str, storage: str, workers: int, n_trials: int) -> Outcome:
-    scenario = Scenario(url, n_trials=n_trials, epoch_seconds=0.002)
-    outcome, start = Outcome("load", storage), time.monotonic()
-    try:
+    with scenario_on(url, "load", storage, n_trials=n_trials, epoch_seconds=0.002) as (
+        scenario,
+        outcome,
+    ):
         for _ in range(workers):
             scenario.start()
-        scenario.finish(outcome)
-    finally:
-        scenario.delete()
-    outcome.seconds = time.monotonic() - start
     return outcome
 
 
