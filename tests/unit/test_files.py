@@ -121,3 +121,20 @@ def test_trials_with_force_replaces_the_file(stored: str, workdir: Path):
                                       "--out", "t.csv", "--force"])  # fmt: skip
     assert result.exit_code == 0, result.output
     assert (workdir / "t.csv").read_text().startswith("number,state,value")
+
+
+def test_a_report_named_after_any_study_stays_in_the_current_folder(sqlite_url: str, workdir: Path):
+    # A study made by plain Optuna may have a name autotune would refuse.
+    study = optuna.create_study(study_name="../../x", storage=sqlite_url)
+    trial = study.ask()
+    trial.suggest_float("x", 0, 1)
+    study.tell(trial, 0.5)
+    result = CliRunner().invoke(cli, ["report", "--study", "../../x", "--storage", sqlite_url])
+    assert result.exit_code == 0, result.output
+    written = {p.name for p in workdir.iterdir()} - {
+        "studies.db",
+        "studies.db-wal",
+        "studies.db-shm",
+    }
+    assert written == {".._.._x-report.html"}
+    assert not (workdir.parent.parent / "x-report.html").exists()

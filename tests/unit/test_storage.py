@@ -103,7 +103,6 @@ def test_processes_opening_a_new_sqlite_file_at_once_all_get_it(tmp_path: Path):
     # Several workers started together race to create Optuna's tables in a fresh file.
     import subprocess
     import sys
-
     import time
 
     url = f"sqlite:///{tmp_path / 'fresh.db'}"
