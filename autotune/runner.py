@@ -10,7 +10,7 @@ exactly ``n_trials`` finished trials.
 
 The loop takes its objective from a factory, called once before the first trial (so that a
 finished study never imports TensorFlow); the search's objective is
-:class:`autotune.trial.Objective`, and any callable from an ``optuna.Trial`` to a float works.
+:class:`autotune.objective.Objective`, and any callable from an ``optuna.Trial`` to a float works.
 """
 
 from __future__ import annotations
@@ -335,7 +335,7 @@ def search_objective(spec: StudySpec, threads: int | None = None) -> Callable[[]
 
     def make() -> ObjectiveFn:
         from autotune.backend import setup
-        from autotune.trial import Objective
+        from autotune.objective import Objective
 
         setup(threads)
         return Objective(spec)

@@ -1,34 +1,34 @@
 """The trial seam: one configuration, built, compiled, trained and scored.
 
-Everything that trains a model goes through :func:`train`: the search's objective (one call
-per trial, fed to Optuna), ``autotune best`` (the best trial's configuration again, for its
-best epoch) and the benchmark scripts. Nothing else in autotune calls ``fit``.
+Everything that trains a model goes through :func:`train`: the search's objective
+(:mod:`autotune.objective`, one call per trial), the check before the first trial
+(:mod:`autotune.check`), ``autotune best`` (the best trial's configuration again, for its best
+epoch) and the benchmark scripts. It trains with Keras' ``fit``, the user's ``fit``, or the
+user's training loop; nothing else in autotune calls ``fit``.
 
-A :class:`Reporter` receives each epoch's metrics. It checks them (the study's metric is
-there; the loss is finite, else the trial diverged), counts the epochs and, in the search,
-tells Optuna's pruner, which may end the trial there. Early stopping ends a trial whose metric
-stopped improving and restores its best weights; the trial's value is the best validation
-metric it reached.
+A :class:`Reporter` receives each epoch's metrics, whichever way the model trains. It checks
+them (the study's metric is there; the loss is finite, else the trial diverged), counts the
+epochs, tells Optuna's pruner (which may end the trial there) and says when early stopping
+ends training. The trial's value is the best validation metric it reached.
 
 What a configuration does wrong ends that trial only, as :class:`~autotune.errors.TrialFailed`:
 its builder raising for these params, its loss diverging, running out of memory. What is wrong
 for every configuration (a builder that returns no ``keras.Model``, a metric the model never
-logs) is an :class:`~autotune.errors.AutotuneError` and stops the study; :func:`check_model`
-finds most of those before the first trial.
+logs) is an :class:`~autotune.errors.AutotuneError` and stops the study;
+:func:`autotune.check.check_model` finds most of those before the first trial.
 """
 
 from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from autotune import data as data_module
 from autotune import metrics as metrics_module
 from autotune import references
-from autotune.backend import fresh_graphs
 from autotune.console import format_params
 from autotune.errors import (
     AutotuneError,
@@ -38,7 +38,6 @@ from autotune.errors import (
     TrialOutOfMemory,
 )
 from autotune.optimizers import make_optimizer
-from autotune.space import sample, typical
 from autotune.spec import StudySpec
 
 if TYPE_CHECKING:
@@ -121,23 +120,24 @@ def build_model(spec: StudySpec, params: Params, dataset: Dataset) -> Any:
     except Exception as e:
         raise _failure(
             e,
-            f"{_model_label(spec)} raised {references.describe(e, _file_of(family.build))} when"
+            f"{model_label(spec)} raised {references.describe(e, _file_of(family.build))} when"
             f" building with {format_params(params)}, input_shape={dataset.input_shape},"
             f" n_outputs={dataset.n_outputs}",
         ) from e
     if not isinstance(model, keras.Model):
         raise ModelError(
-            f"{_model_label(spec)} returned {type(model).__name__}, not a keras.Model. Make it"
+            f"{model_label(spec)} returned {type(model).__name__}, not a keras.Model. Make it"
             f" return the model, e.g. keras.Model(inputs, outputs)."
         )
     return model
 
 
-def _model_label(spec: StudySpec) -> str:
+def model_label(spec: StudySpec) -> str:
+    """Names the study's model family in messages."""
     return f"{spec.source}: model '{spec.model}'"
 
 
-def _label(spec: StudySpec) -> str:
+def label_of(spec: StudySpec) -> str:
     """Names the user's code that trains: the training loop, the fit, or the model."""
     if spec.train:
         return f"{spec.source}: train '{spec.train}'"
@@ -461,7 +461,7 @@ def train(
     )  # fmt: skip
     try:
         if spec.loop is not None:
-            reporter = reporter or Reporter(spec, early_stopping=False, label=_label(spec))
+            reporter = reporter or Reporter(spec, early_stopping=False, label=label_of(spec))
             model = _run_loop(spec, params, data, reporter)
         else:
             model = build_model(spec, params, dataset)
@@ -475,7 +475,7 @@ def train(
     except Exception as e:
         if _is_pruned(e):
             raise
-        what = "training" if spec.loop is None and spec.fit_function is None else _label(spec)
+        what = "training" if spec.loop is None and spec.fit_function is None else label_of(spec)
         raise _failure(e, f"{what} raised {references.describe(e, _user_file(spec))}") from e
     if reporter is None or not reporter.values:
         return Trained(model, data.epochs, data.epochs, None, "completed", seconds)
@@ -507,7 +507,7 @@ def _fit(
     history = spec.fit_function(params, model, data, callbacks)
     if not isinstance(history, keras.callbacks.History):
         raise ModelError(
-            f"{_label(spec)} returned {type(history).__name__}, not the History that"
+            f"{label_of(spec)} returned {type(history).__name__}, not the History that"
             f" model.fit returns. End it with: return model.fit(...)"
         )
 
@@ -520,12 +520,12 @@ def _run_loop(spec: StudySpec, params: Params, data: TrainingData, reporter: Rep
     model = spec.loop(params, data, reporter)
     if not isinstance(model, keras.Model):
         raise ModelError(
-            f"{_label(spec)} returned {type(model).__name__}, not the trained keras.Model."
+            f"{label_of(spec)} returned {type(model).__name__}, not the trained keras.Model."
             f" End it with: return model"
         )
     if reporter.epochs == 0:
         raise ModelError(
-            f"{_label(spec)} never called reporter.report(epoch, ...); call it once per epoch"
+            f"{label_of(spec)} never called reporter.report(epoch, ...); call it once per epoch"
             f" with the metrics, {spec.metric} among them."
         )
     return model
@@ -585,213 +585,3 @@ def evaluate(model: Any, dataset: Dataset, spec: StudySpec) -> dict[str, dict[st
             scores.update(metrics_module.score(missing, y, predicted))
         out[split] = scores
     return out
-
-
-# How many configurations the check tries before it calls failing user code broken.
-CHECK_CONFIGURATIONS = 5
-# The check trains on this many rows of each split, for at most CHECK_EPOCHS epochs.
-CHECK_ROWS = 64
-CHECK_EPOCHS = 2
-
-
-def check_model(spec: StudySpec, dataset: Dataset) -> None:
-    """Checks the study's model and training code on one configuration, before any trial.
-
-    A builder's model is built, compiled and run on a few training examples, so a builder that
-    returns something other than a ``keras.Model``, makes outputs that do not fit the data, or
-    whose compiled metrics lack the study's metric stops the study before a trial is spent. A
-    user's ``fit`` or training loop is run for an epoch or two on a few rows, so one that does
-    not report each epoch, reports another metric, counts epochs wrong, or returns the wrong
-    thing stops it too. Code that raises is tried on a few more configurations, drawn at random
-    (see :func:`autotune.space.typical`): it stops the study only when it fails for all of them.
-
-    Raises:
-        ModelError: Naming the user's code, what does not fit and the fix.
-    """
-    first: TrialFailed | None = None
-    for params in _configurations(spec.space, CHECK_CONFIGURATIONS):
-        with fresh_graphs():
-            try:
-                _check(spec, params, dataset)
-                return
-            except TrialFailed as e:
-                first = first or e
-    assert first is not None
-    what = "training loop" if spec.loop else "fit" if spec.fit_function else "builder"
-    raise ModelError(
-        f"{first}. Fix the {what}: it failed for each of the {CHECK_CONFIGURATIONS}"
-        f" configurations tried before the first trial."
-    ) from first
-
-
-def _configurations(space: Any, count: int) -> Iterator[dict[str, Any]]:
-    """The typical configuration of ``space``, then ``count - 1`` drawn at random (seeded)."""
-    import optuna
-
-    yield typical(space)
-    draws = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
-    for _ in range(count - 1):
-        yield sample(space, draws.ask())
-
-
-def _check(spec: StudySpec, params: Params, dataset: Dataset) -> None:
-    if spec.loop is None:
-        model = build_model(spec, params, dataset)
-        _check_model(spec, model, params, dataset)
-        if spec.fit_function is None:
-            return
-    # A user's fit or loop runs for real, on a few rows, with the checks of a real trial.
-    head = _head(dataset, CHECK_ROWS)
-    reporter = Reporter(spec, early_stopping=False, label=_label(spec))
-    epochs = min(CHECK_EPOCHS, spec.max_epochs)
-    trained = train(spec, params, head, seed=0, reporter=reporter, epochs=epochs)
-    if trained.value is None:
-        raise ModelError(
-            f"{_label(spec)} trained, but no epoch reached autotune: pass the callbacks it"
-            f" receives on to model.fit(..., callbacks=callbacks)."
-        )
-
-
-def _head(dataset: Dataset, rows: int) -> Dataset:
-    """The first ``rows`` examples of each split."""
-    import dataclasses
-
-    return dataclasses.replace(
-        dataset,
-        **{
-            name: getattr(dataset, name)[:rows]
-            for name in ("x_train", "y_train", "x_val", "y_val", "x_test", "y_test")
-        },
-    )
-
-
-def _check_model(spec: StudySpec, model: Any, params: Params, dataset: Dataset) -> None:
-    import numpy as np
-
-    label = _model_label(spec)
-    compiled_by_builder = model.compiled
-    compile_model(model, params, dataset, spec.max_epochs)
-    x, y = dataset.x_train[:8], dataset.y_train[:8]
-    try:
-        predicted = model(x, training=False)
-    except Exception as e:
-        raise ModelError(
-            f"{label}: its model cannot take the data's examples, of shape {dataset.input_shape}"
-            f" ({references.describe(e)}). Start it with keras.Input(shape=input_shape)."
-        ) from e
-    if not compiled_by_builder:
-        _check_outputs(np.asarray(predicted), dataset, label)
-    try:
-        model.compute_loss(x=x, y=y, y_pred=predicted)
-        logged = model.compute_metrics(x, y, predicted)
-    except Exception as e:
-        raise ModelError(
-            f"{label}: the loss or metrics it was compiled with do not fit the data's targets"
-            f" ({references.describe(e)}). Compile it with a loss for {dataset.task} with"
-            f" {dataset.n_outputs} output(s), or leave compile() to autotune."
-        ) from e
-    needed = spec.metric.removeprefix("val_")
-    scored = metrics_module.SCORERS[dataset.task]
-    if needed not in logged and needed not in scored and spec.fit_function is None:
-        raise ModelError(
-            f"{label}: its model logs {', '.join(sorted(logged))}, but the study's metric"
-            f" {spec.metric} needs {needed}. Add metrics=['{needed}'] to its compile(), or"
-            f" leave compile() to autotune."
-        )
-
-
-def _check_outputs(predicted: Any, dataset: Dataset, label: str) -> None:
-    """Checks that an uncompiled model's outputs fit the loss autotune compiles it with."""
-    import numpy as np
-
-    width = tuple(predicted.shape[1:])
-    ending = "end it with autotune.models.output_layer(n_outputs)"
-    sigmoid = dataset.task == data_module.CLASSIFICATION and dataset.n_outputs == 2
-    if width != (dataset.n_outputs,) and not (sigmoid and width == (1,)):
-        needs = (
-            "1 output (regression)" if dataset.task == data_module.REGRESSION
-            else f"{dataset.n_outputs} outputs, one per class"
-            + (", or 1 sigmoid output" if sigmoid else "")
-        )  # fmt: skip
-        raise ModelError(
-            f"{label}: its model's outputs have shape {width}, but the data"
-            f" needs {needs}; {ending}, which is Dense(n_outputs) with a softmax for classes."
-        )
-    if dataset.task != data_module.CLASSIFICATION:
-        return
-    if width == (1,):
-        if not ((predicted >= 0).all() and (predicted <= 1).all()):
-            raise ModelError(
-                f"{label}: its model's one output is not a probability (it gave"
-                f" {predicted.ravel()[0]:.3g}); end it with Dense(1, activation='sigmoid')."
-            )
-        return
-    if not ((predicted >= 0).all() and np.allclose(predicted.sum(axis=-1), 1.0, atol=1e-3)):
-        raise ModelError(
-            f"{label}: its model's outputs are not class probabilities (a row sums to"
-            f" {predicted.sum(axis=-1)[0]:.3g}); {ending}, or compile the model yourself with"
-            f" loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True) and"
-            f" metrics=['accuracy']."
-        )
-
-
-class Objective:
-    """The search's objective, which Optuna calls once per trial: sample the params, seed,
-    train through :func:`train` with a reporter that feeds the pruner, and record on the trial
-    what happened.
-
-    Built once per worker: it loads the data and checks the model before the first trial.
-    ``last`` holds the figures of the last trial it trained (its model freed).
-
-    Trial attributes: ``epochs`` (trained), ``best_epoch`` (1-based), ``seed``,
-    ``stop_reason`` (one of :data:`STOP_REASONS`) and ``seconds`` (wall time of the trial).
-
-    Raises:
-        DataError, ModelError: From loading the data or checking the model.
-    """
-
-    def __init__(self, spec: StudySpec) -> None:
-        self.spec = spec
-        self.dataset = data_module.load(spec.data, spec.folder, where=spec.source)
-        check_model(spec, self.dataset)
-        self.validation = pipeline(self.dataset.x_val, self.dataset.y_val, VALIDATION_BATCH)
-        self.last: Trained | None = None
-
-    def __call__(self, trial: optuna.Trial) -> float:
-        import optuna
-
-        start = time.perf_counter()
-        spec = self.spec
-        params = sample(spec.space, trial)
-        seed = trial_seed(spec.seed, trial.number)
-        trial.set_user_attr("seed", seed)
-        reporter = Reporter(spec, prune=optuna_pruning(trial), label=_label(spec))
-        self.last = None
-        try:
-            with fresh_graphs():
-                trained = train(
-                    spec, params, self.dataset,
-                    seed=seed, reporter=reporter, validation=self.validation,
-                )  # fmt: skip
-                # The trial keeps its figures; its model goes with the graphs it traced.
-                trained.model = None
-        except optuna.TrialPruned:
-            _record(trial, "pruned", reporter.epochs, start)
-            raise
-        except TrialFailed as e:
-            _record(trial, e.reason, reporter.epochs, start)
-            raise
-        except KeyboardInterrupt:
-            _record(trial, "interrupted", reporter.epochs, start)
-            raise
-        self.last = trained
-        _record(trial, trained.stop_reason, trained.epochs, start)
-        trial.set_user_attr("best_epoch", trained.best_epoch)
-        assert trained.value is not None  # a reporter was given
-        return trained.value
-
-
-def _record(trial: optuna.Trial, reason: str, epochs: int, start: float) -> None:
-    trial.set_user_attr("stop_reason", reason)
-    trial.set_user_attr("epochs", epochs)
-    trial.set_user_attr("seconds", round(time.perf_counter() - start, 3))

@@ -127,15 +127,16 @@ def bare_fit(dataset: Any, epochs: int) -> float:
 
 
 def overhead(repeats: int, folder: Path) -> tuple[list[str], dict[str, float]]:
-    from autotune import data, trial
+    from autotune import data
     from autotune.backend import settled, setup
+    from autotune.objective import Objective
     from autotune.study import open_study
 
     setup()
     spec = fixed_spec("overhead")
     url = f"sqlite:///{folder / 'overhead.db'}"
     study = open_study(spec, url, sampler_seed=0)
-    objective = trial.Objective(spec)
+    objective = Objective(spec)
     timer = PhaseTimer()
     # This study's own storage and sampler objects are timed; the trial seam times its phases.
     storage = study._storage
@@ -227,14 +228,14 @@ def memory(trials: int, folder: Path) -> list[str]:
 
 
 def memory_child(trials: int, folder: str) -> None:
-    from autotune import trial
     from autotune.backend import settled, setup
+    from autotune.objective import Objective
     from autotune.study import open_study
 
     setup()
     spec = fixed_spec("memory", epochs=2)
     study = open_study(spec, f"sqlite:///{folder}/memory.db", sampler_seed=0)
-    objective = trial.Objective(spec)
+    objective = Objective(spec)
 
     def rss_mb() -> float:
         with open("/proc/self/statm") as f:

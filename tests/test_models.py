@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from autotune import data, trial
+from autotune.check import check_model
 from autotune.errors import ModelError, StudySpecError
 from autotune.models import FAMILIES, family
 from autotune.space import build_space, typical
@@ -230,14 +231,14 @@ def user_spec(tmp_path: Path, builder: str, **overrides):
 def test_the_check_build_stops_a_bad_builder(tmp_path: Path, builder: str, message: str):
     spec = user_spec(tmp_path, builder)
     with pytest.raises(ModelError, match=message) as info:
-        trial.check_model(spec, data.load(spec.data, spec.folder))
+        check_model(spec, data.load(spec.data, spec.folder))
     assert "\n" not in str(info.value)
 
 
 def test_a_compiled_model_keeps_its_loss_and_metrics_and_gets_the_sampled_optimizer(tmp_path: Path):
     spec = user_spec(tmp_path, "compiled")
     dataset = data.load(spec.data, spec.folder)
-    trial.check_model(spec, dataset)
+    check_model(spec, dataset)
     params = {"batch_size": 1024, "learning_rate": 0.05, "optimizer": "adam", "decay": "none"}
     trained = trial.train(spec, params, dataset, seed=0, reporter=trial.Reporter(spec))
     model = trained.model

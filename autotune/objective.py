@@ -1,0 +1,88 @@
+"""The search's objective: what Optuna calls once per trial."""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING
+
+from autotune import data as data_module
+from autotune.backend import fresh_graphs
+from autotune.check import check_model
+from autotune.errors import TrialFailed
+from autotune.space import sample
+from autotune.spec import StudySpec
+from autotune.trial import (
+    VALIDATION_BATCH,
+    Reporter,
+    Trained,
+    label_of,
+    optuna_pruning,
+    pipeline,
+    train,
+    trial_seed,
+)
+
+if TYPE_CHECKING:
+    import optuna
+
+
+class Objective:
+    """The search's objective, which Optuna calls once per trial: sample the params, seed,
+    train through :func:`train` with a reporter that feeds the pruner, and record on the trial
+    what happened.
+
+    Built once per worker: it loads the data and checks the model before the first trial.
+    ``last`` holds the figures of the last trial it trained (its model freed).
+
+    Trial attributes: ``epochs`` (trained), ``best_epoch`` (1-based), ``seed``,
+    ``stop_reason`` (one of :data:`STOP_REASONS`) and ``seconds`` (wall time of the trial).
+
+    Raises:
+        DataError, ModelError: From loading the data or checking the model.
+    """
+
+    def __init__(self, spec: StudySpec) -> None:
+        self.spec = spec
+        self.dataset = data_module.load(spec.data, spec.folder, where=spec.source)
+        check_model(spec, self.dataset)
+        self.validation = pipeline(self.dataset.x_val, self.dataset.y_val, VALIDATION_BATCH)
+        self.last: Trained | None = None
+
+    def __call__(self, trial: optuna.Trial) -> float:
+        import optuna
+
+        start = time.perf_counter()
+        spec = self.spec
+        params = sample(spec.space, trial)
+        seed = trial_seed(spec.seed, trial.number)
+        trial.set_user_attr("seed", seed)
+        reporter = Reporter(spec, prune=optuna_pruning(trial), label=label_of(spec))
+        self.last = None
+        try:
+            with fresh_graphs():
+                trained = train(
+                    spec, params, self.dataset,
+                    seed=seed, reporter=reporter, validation=self.validation,
+                )  # fmt: skip
+                # The trial keeps its figures; its model goes with the graphs it traced.
+                trained.model = None
+        except optuna.TrialPruned:
+            _record(trial, "pruned", reporter.epochs, start)
+            raise
+        except TrialFailed as e:
+            _record(trial, e.reason, reporter.epochs, start)
+            raise
+        except KeyboardInterrupt:
+            _record(trial, "interrupted", reporter.epochs, start)
+            raise
+        self.last = trained
+        _record(trial, trained.stop_reason, trained.epochs, start)
+        trial.set_user_attr("best_epoch", trained.best_epoch)
+        assert trained.value is not None  # a reporter was given
+        return trained.value
+
+
+def _record(trial: optuna.Trial, reason: str, epochs: int, start: float) -> None:
+    trial.set_user_attr("stop_reason", reason)
+    trial.set_user_attr("epochs", epochs)
+    trial.set_user_attr("seconds", round(time.perf_counter() - start, 3))
