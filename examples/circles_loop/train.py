@@ -25,7 +25,6 @@ SPACE = {
 
 def train(params, data, reporter):
     import tensorflow as tf
-
     from network import NeuralNetwork
 
     # 初始化神经网络 (initialize the network)
@@ -48,7 +47,7 @@ def train(params, data, reporter):
             logits = model(x, training=True)
             loss = loss_fn(y, logits)
         gradients = tape.gradient(loss, model.trainable_variables)
-        optimizer.apply_gradients(zip(gradients, model.trainable_variables))
+        optimizer.apply_gradients(zip(gradients, model.trainable_variables, strict=True))
         return loss
 
     # 训练神经网络 (train the network)

@@ -35,12 +35,31 @@ def main() -> None:
     path = Path(__file__).parent / "transactions.csv"
     with path.open("w", newline="") as f:
         writer = csv.writer(f)
-        writer.writerow(["transaction_id", "amount", "hour", "distance_from_home_km",
-                         "card_present", "merchant_kind", "previous_transactions", "fraud"])
+        writer.writerow(
+            [
+                "transaction_id",
+                "amount",
+                "hour",
+                "distance_from_home_km",
+                "card_present",
+                "merchant_kind",
+                "previous_transactions",
+                "fraud",
+            ]
+        )
         for i in range(ROWS):
-            writer.writerow([f"T{i:05d}", amount[i], hour[i], distance[i],
-                             "yes" if card_present[i] else "no", kind[i], previous[i],
-                             "yes" if fraud[i] else "no"])
+            writer.writerow(
+                [
+                    f"T{i:05d}",
+                    amount[i],
+                    hour[i],
+                    distance[i],
+                    "yes" if card_present[i] else "no",
+                    kind[i],
+                    previous[i],
+                    "yes" if fraud[i] else "no",
+                ]
+            )
     print(f"wrote {path}: {ROWS} rows, {fraud.mean():.1%} fraud")
 
 
