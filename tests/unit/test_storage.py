@@ -97,23 +97,3 @@ def test_a_drivers_message_never_shows_a_piece_of_the_password():
     message = 'connection to server at "ssw0rd@127.0.0.1" failed: password p@ssw0rd rejected'
     shown = storage.hide_password(message, url)
     assert "ssw0rd" not in shown and shown.startswith('connection to server at "***@127.0.0.1"')
-
-
-def test_processes_opening_a_new_sqlite_file_at_once_all_get_it(tmp_path: Path):
-    # Several workers started together race to create Optuna's tables in a fresh file.
-    import subprocess
-    import sys
-    import time
-
-    url = f"sqlite:///{tmp_path / 'fresh.db'}"
-    start = time.time() + 3  # all import first, then open at the same moment
-    code = (
-        "import time, sqlalchemy, optuna\n"
-        "from autotune.storage import open_storage\n"
-        f"time.sleep(max(0.0, {start} - time.time()))\n"
-        f"open_storage({url!r})\n"
-    )
-    processes = [subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE,
-                                  stderr=subprocess.PIPE, text=True) for _ in range(4)]  # fmt: skip
-    results = [p.communicate(timeout=120) for p in processes]
-    assert [p.returncode for p in processes] == [0] * 4, [err[-300:] for _, err in results]
