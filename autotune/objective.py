@@ -35,7 +35,8 @@ class Objective:
     ``last`` holds the figures of the last trial it trained (its model freed).
 
     Trial attributes: ``epochs`` (trained), ``best_epoch`` (1-based), ``seed``,
-    ``stop_reason`` (one of :data:`STOP_REASONS`) and ``seconds`` (wall time of the trial).
+    ``stop_reason`` (``completed``, ``early-stopped``, ``pruned``, ``diverged``, ``oom``,
+    ``failed`` or ``interrupted``) and ``seconds`` (wall time of the trial).
 
     Raises:
         DataError, ModelError: From loading the data or checking the model.

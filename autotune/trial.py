@@ -55,7 +55,6 @@ _LOSSES = {
 # per-step Python overhead otherwise. Callbacks here act per epoch, so nothing is lost.
 STEPS_PER_EXECUTION = 32
 VALIDATION_BATCH = 1024
-STOP_REASONS = ("completed", "early-stopped", "pruned", "diverged", "oom", "failed", "interrupted")
 
 
 def trial_seed(study_seed: int, trial_number: int) -> int:
@@ -553,7 +552,7 @@ def _is_pruned(error: BaseException) -> bool:
     return isinstance(error, optuna.TrialPruned)
 
 
-def compile_for_scoring(model: Any, dataset: Dataset) -> None:
+def _compile_for_scoring(model: Any, dataset: Dataset) -> None:
     """Compiles a model that its training loop left uncompiled with the task's loss and
     metrics, so that it can be evaluated (its weights stay as they are)."""
     if model.compiled:
@@ -567,7 +566,7 @@ def compile_for_scoring(model: Any, dataset: Dataset) -> None:
 def evaluate(model: Any, dataset: Dataset, spec: StudySpec) -> dict[str, dict[str, float]]:
     """A trained model's metrics on the validation and the test split: Keras' compiled ones and
     those autotune scores itself (:mod:`autotune.metrics`)."""
-    compile_for_scoring(model, dataset)
+    _compile_for_scoring(model, dataset)
     scorers = metrics_module.scored(dataset.task, list(_scored_names(spec)))
     out = {}
     for split, x, y in (
