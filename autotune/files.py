@@ -36,7 +36,7 @@ def check_target(path: str | os.PathLike[str], *, force: bool, storage: str | No
     """
     target = Path(path)
     if storage is not None and storage_module.is_sqlite(storage):
-        database = Path(storage.split("///", 1)[-1]).resolve()
+        database = storage_module.sqlite_path(storage).resolve()
         journals = {database, *(database.with_name(database.name + s) for s in _JOURNALS)}
         if target.resolve() in journals:
             raise OutputError(

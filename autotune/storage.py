@@ -111,6 +111,11 @@ def is_sqlite(url: str) -> bool:
     return url.startswith("sqlite")
 
 
+def sqlite_path(url: str) -> Path:
+    """The database file of an SQLite URL (``sqlite:///path/to.db``)."""
+    return Path(url.split("///", 1)[-1])
+
+
 def open_storage(
     url: str,
     *,
@@ -135,10 +140,10 @@ def open_storage(
     if is_sqlite(url):
         # Several local workers share one file: wait for the writer's lock instead of failing.
         engine_kwargs = {"connect_args": {"timeout": 60}}
-        path = url.split("///", 1)[-1]
-        if path and path != ":memory:" and not Path(path).parent.is_dir():
+        path = sqlite_path(url)
+        if str(path) not in ("", ".", ":memory:") and not path.parent.is_dir():
             raise StorageError(
-                f"Cannot create storage {url}: the folder {Path(path).parent} does not exist."
+                f"Cannot create storage {url}: the folder {path.parent} does not exist."
                 f" Create it, or choose another path."
             )
     with quiet_optuna():

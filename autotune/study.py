@@ -13,7 +13,6 @@ refused instead of mixing incomparable trials.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from autotune import storage as storage_module
@@ -76,7 +75,7 @@ def find_study(spec: StudySpec, url: str) -> optuna.Study | None:
     """
     import optuna
 
-    if storage_module.is_sqlite(url) and not _sqlite_file(url).is_file():
+    if storage_module.is_sqlite(url) and not storage_module.sqlite_path(url).is_file():
         return None
     storage = _storage_for(spec, url)
     try:
@@ -182,7 +181,7 @@ def load_study(name: str, storage: str | None = None) -> optuna.Study:
 
 def names(url: str) -> list[str]:
     """The names of the studies in the storage at ``url``; none while it does not exist."""
-    if storage_module.is_sqlite(url) and not _sqlite_file(url).is_file():
+    if storage_module.is_sqlite(url) and not storage_module.sqlite_path(url).is_file():
         return []
     return [s.study_name for s in storage_module.open_storage(url).get_all_studies()]
 
@@ -194,7 +193,7 @@ def require_existing(url: str) -> None:
         StudyNotFoundError: Naming the file and how to make it.
     """
     if storage_module.is_sqlite(url):
-        path = _sqlite_file(url)
+        path = storage_module.sqlite_path(url)
         if not path.is_file():
             raise StudyNotFoundError(
                 f"No storage at {path} yet. Run a study first (autotune run --study circles),"
@@ -240,10 +239,6 @@ def _study_of(store: Any, name: str) -> optuna.Study:
 
     with storage_module.quiet_optuna():
         return optuna.load_study(study_name=name, storage=store)
-
-
-def _sqlite_file(url: str) -> Path:
-    return Path(url.split("///", 1)[-1])
 
 
 def stored_spec(study: optuna.Study) -> StudySpec:
