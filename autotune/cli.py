@@ -63,6 +63,10 @@ study_option = click.option(
 force_option = click.option(
     "--force", is_flag=True, help="Replace the file or folder if it exists already."
 )
+quiet_option = click.option(
+    "--quiet", "-q", is_flag=True, help="Print nothing while the study runs, only the summary."
+)
+verbose_option = click.option("--verbose", "-v", is_flag=True, help="Print a line per epoch too.")
 storage_option = click.option(
     "--storage",
     metavar="URL",
@@ -121,6 +125,18 @@ def cli(debug: bool) -> None:
     metavar="K",
     help="With --warm-start: how many of its best trials to try (default 5).",
 )
+@click.option(
+    "--tensorboard",
+    metavar="DIR",
+    help="Write each trial's metrics and params for TensorBoard under DIR/STUDY/trial-N.",
+)
+@click.option(
+    "--mlflow",
+    metavar="URI",
+    help="Log the study and its trials (nested runs) to this MLflow tracking URI.",
+)
+@quiet_option
+@verbose_option
 @_errors
 def run(
     study_name: str,
@@ -134,10 +150,15 @@ def run(
     workers: int,
     warm_start: str | None,
     top: int | None,
+    tensorboard: str | None,
+    mlflow: str | None,
+    quiet: bool,
+    verbose: bool,
 ) -> None:
     """Run a study, or resume it, until its total of trials is reached.
 
-    Prints one line per finished trial, then the best trial and where the study is kept.
+    Prints one line per finished trial, then the best trial and where the study is kept. On a
+    terminal, a live block below shows the study's progress and the running trial's epoch.
     Running the same study again resumes it; a finished study returns at once.
 
     With --warm-start, the best complete configurations of another study are queued first;
@@ -153,14 +174,18 @@ def run(
     """
     if top is not None and warm_start is None:
         raise click.UsageError("--top needs --warm-start OTHER_STUDY.")
+    if quiet and verbose:
+        raise click.UsageError("--quiet and --verbose cannot go together.")
     from autotune import console, runner
     from autotune.spec import resolve
 
     spec = resolve(study_name).with_overrides(
-        n_trials=n_trials, sampler=sampler, pruner=pruner, max_epochs=max_epochs, seed=seed
-    )
+        n_trials=n_trials, sampler=sampler, pruner=pruner, max_epochs=max_epochs, seed=seed,
+        tensorboard=tensorboard, mlflow=mlflow,
+    )  # fmt: skip
     url = storage_module.resolve_url(storage)
-    click.echo(console.run_header(spec, url))
+    display = _display(quiet, verbose)
+    display.echo(console.run_header(spec, url))
     study = runner.run(
         spec,
         storage=url,
@@ -168,9 +193,17 @@ def run(
         workers=workers,
         warm_start=warm_start,
         top=top,
-        echo=click.echo,
+        echo=display.echo,
+        watcher=display,
     )
     click.echo(console.summary(study, spec, url))
+
+
+def _display(quiet: bool, verbose: bool) -> Any:
+    """The progress display of ``run`` and ``worker``: live on a terminal, else plain lines."""
+    from autotune.progress import Display, mode_for
+
+    return Display(click.echo, mode=mode_for(quiet), verbose=verbose)
 
 
 @cli.command()
@@ -194,6 +227,8 @@ def run(
     metavar="SECONDS",
     help="Start no new trial after this many seconds.",
 )
+@quiet_option
+@verbose_option
 @_errors
 def worker(
     study_name: str,
@@ -201,6 +236,8 @@ def worker(
     worker_index: int | None,
     threads: int | None,
     timeout: float | None,
+    quiet: bool,
+    verbose: bool,
 ) -> None:
     """Join a study that exists in a shared storage and work until its total is reached.
 
@@ -214,13 +251,15 @@ def worker(
     """
     from autotune import runner
 
+    display = _display(quiet, verbose)
     runner.join(
         study_name,
         storage=storage,
         worker_index=worker_index,
         threads=threads,
         timeout=timeout,
-        echo=click.echo,
+        echo=display.echo,
+        watcher=display,
     )
 
 
@@ -435,6 +474,9 @@ def best(study_name: str, storage: str | None, export_dir: str | None, force: bo
             f"Exported to {directory}: {best_module.MODEL_FILE} (load with"
             f" keras.saving.load_model) and {best_module.METADATA_FILE}."
         )
+        from autotune import trackers
+
+        trackers.log_export(study, directory, click.echo)
 
 
 @cli.command()

@@ -25,6 +25,8 @@ from autotune.trial import (
 if TYPE_CHECKING:
     import optuna
 
+    from autotune.watch import Watcher
+
 
 class Objective:
     """The search's objective, which Optuna calls once per trial: sample the params, seed,
@@ -36,14 +38,24 @@ class Objective:
 
     Trial attributes: ``epochs`` (trained), ``best_epoch`` (1-based), ``seed``,
     ``stop_reason`` (``completed``, ``early-stopped``, ``pruned``, ``diverged``, ``oom``,
-    ``failed`` or ``interrupted``) and ``seconds`` (wall time of the trial).
+    ``failed`` or ``interrupted``), ``seconds`` (wall time of the trial) and ``worker`` (the
+    local worker's index, when given).
+
+    Args:
+        spec: The study.
+        watcher: Told when each trial starts and each epoch ends (:mod:`autotune.watch`).
+        worker: This local worker's index, recorded on each trial.
 
     Raises:
         DataError, ModelError: From loading the data or checking the model.
     """
 
-    def __init__(self, spec: StudySpec) -> None:
+    def __init__(
+        self, spec: StudySpec, *, watcher: Watcher | None = None, worker: int | None = None
+    ) -> None:
         self.spec = spec
+        self.watcher = watcher
+        self.worker = worker
         self.dataset = data_module.load(spec.data, spec.folder, where=spec.source)
         check_model(spec, self.dataset)
         self.validation = pipeline(self.dataset.x_val, self.dataset.y_val, VALIDATION_BATCH)
@@ -57,7 +69,17 @@ class Objective:
         params = sample(spec.space, trial)
         seed = trial_seed(spec.seed, trial.number)
         trial.set_user_attr("seed", seed)
-        reporter = Reporter(spec, prune=optuna_pruning(trial), label=label_of(spec))
+        if self.worker is not None:
+            trial.set_user_attr("worker", self.worker)
+        watcher, number = self.watcher, trial.number
+        if watcher is not None:
+            watcher.trial_started(number, params)
+        reporter = Reporter(
+            spec,
+            prune=optuna_pruning(trial),
+            label=label_of(spec),
+            on_epoch=(lambda e, m: watcher.epoch_ended(number, e, m)) if watcher else None,
+        )
         self.last = None
         try:
             with fresh_graphs():

@@ -19,6 +19,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 import traceback
 from collections.abc import Callable
@@ -31,11 +32,13 @@ from autotune import study as study_module
 from autotune.backend import settled
 from autotune.errors import AutotuneError, Interrupted, SearchFailedError, TrialFailed
 from autotune.spec import StudySpec, resolve
+from autotune.watch import Watchers
 
 if TYPE_CHECKING:
     import optuna
 
     from autotune.console import Echo
+    from autotune.watch import Watcher
 
 ObjectiveFn = Callable[["optuna.Trial"], float]
 
@@ -141,6 +144,7 @@ def work(
     timeout: float | None = None,
     echo: Echo | None = print,
     prefix: str = "",
+    watcher: Watcher | None = None,
 ) -> Progress:
     """Runs trials of ``study`` in this process until it has ``n_trials`` finished trials.
 
@@ -151,6 +155,7 @@ def work(
         timeout: Seconds after which no new trial starts.
         echo: Receives one line per finished trial; None for silence.
         prefix: Starts every line (a worker's name).
+        watcher: Told of every finished trial (the objective tells it of the rest).
 
     Raises:
         Interrupted: Ctrl-C; the unfinished trial is queued to run again on resume.
@@ -178,6 +183,8 @@ def work(
         progress.lines.append(line)
         if echo:
             echo(line)
+        if watcher is not None:
+            watcher.trial_finished(study, trial)
 
     with storage_module.quiet_optuna(), settled() as settle:
         dropped = 0  # database errors in a row
@@ -246,6 +253,19 @@ def _optimize_one(
         progress.lines.append(line)
         if echo:
             echo(line)
+
+
+def _pass_lines(process: subprocess.Popen[str], output: Echo) -> threading.Thread:
+    """Passes a worker's output lines to ``output`` as they come, from a thread of their own."""
+
+    def pass_on() -> None:
+        assert process.stdout is not None
+        for line in process.stdout:
+            output(line.rstrip("\n"))
+
+    thread = threading.Thread(target=pass_on, daemon=True)
+    thread.start()
+    return thread
 
 
 def _answers_again(study: optuna.Study) -> bool:
@@ -329,18 +349,35 @@ def _requeue(study: optuna.Study, number: int | None) -> int | None:
     return number
 
 
-def search_objective(spec: StudySpec, threads: int | None = None) -> Callable[[], ObjectiveFn]:
+def search_objective(
+    spec: StudySpec,
+    threads: int | None = None,
+    *,
+    watcher: Watcher | None = None,
+    worker: int | None = None,
+) -> Callable[[], ObjectiveFn]:
     """The factory of the search's objective: TensorFlow set up for this process (with
-    ``threads`` threads), the data loaded and the model checked."""
+    ``threads`` threads), the data loaded and the model checked; ``watcher`` is told of each
+    trial's start and epochs, and ``worker`` recorded on each trial."""
 
     def make() -> ObjectiveFn:
         from autotune.backend import setup
         from autotune.objective import Objective
 
         setup(threads)
-        return Objective(spec)
+        return Objective(spec, watcher=watcher, worker=worker)
 
     return make
+
+
+def _watchers(
+    spec: StudySpec, watcher: Watcher | None, echo: Echo | None, *, owner: bool
+) -> Watchers:
+    """The display (if any) and the trackers the study asks for, as one watcher."""
+    from autotune import trackers
+
+    return Watchers([w for w in (watcher,) if w is not None] + trackers.for_spec(spec, owner=owner),
+                    warn=echo)  # fmt: skip
 
 
 def run(
@@ -357,6 +394,7 @@ def run(
     warm_start: str | None = None,
     top: int | None = None,
     echo: Echo | None = print,
+    watcher: Watcher | None = None,
 ) -> optuna.Study:
     """Runs (or resumes) a study until its total of trials is reached, and returns it.
 
@@ -372,6 +410,8 @@ def run(
         top: How many of ``warm_start``'s best trials to queue (default 5).
         echo: Receives what the warm start did and one line per finished trial; None for
             silence.
+        watcher: Told of the run's events (:class:`autotune.progress.Display` shows them);
+            the trackers the study asks for (:mod:`autotune.trackers`) are told too.
 
     Returns:
         The ``optuna.Study``.
@@ -400,7 +440,15 @@ def run(
     top = warmstart.DEFAULT_TOP if top is None else top
     if warm_start is not None:
         warmstart.check(study_module.names(url), warm_start, spec.name, top)
-    objective = search_objective(spec)()  # loads the data and checks the model
+    from autotune import trackers
+
+    trackers.check(spec)
+    if workers == 1:
+        watchers = _watchers(spec, watcher, echo, owner=True)
+        objective = search_objective(spec, watcher=watchers)()  # loads data, checks the model
+    else:
+        search_objective(spec)()  # the same checks; the workers train
+        watchers = _watchers(spec, watcher, echo, owner=True)
     optuna_study = study_module.open_study(spec, url, sampler_seed=spec.seed)
     if warm_start is not None:
         started = warmstart.warm_start(optuna_study, spec.space, warm_start, top=top)
@@ -408,14 +456,17 @@ def run(
             for line in started.lines():
                 echo(line)
     try:
+        watchers.started(optuna_study, spec, workers=workers, timeout=timeout)
         if workers == 1:
             work(optuna_study, lambda: objective, n_trials=spec.n_trials, timeout=timeout,
-                 echo=echo)  # fmt: skip
+                 echo=echo, watcher=watchers)  # fmt: skip
         else:
-            run_workers(spec, url, workers, timeout=timeout)
+            run_workers(spec, url, workers, timeout=timeout, study=optuna_study, watcher=watchers)
     except Interrupted as e:
         done = study_module.counts(optuna_study).finished
         raise Interrupted(console.interrupted(spec, url, done, e.trial), e.trial) from e
+    finally:
+        watchers.close()
     return optuna_study
 
 
@@ -427,6 +478,7 @@ def join(
     threads: int | None = None,
     timeout: float | None = None,
     echo: Echo | None = print,
+    watcher: Watcher | None = None,
 ) -> Progress:
     """Joins a study that exists in a storage, and works on it until its total is reached.
 
@@ -438,6 +490,7 @@ def join(
         threads: TensorFlow threads for this process, or None for all cores.
         timeout: Seconds after which no new trial starts.
         echo: Receives one line per finished trial.
+        watcher: Told of this worker's events, as :func:`run`'s.
 
     Raises:
         StudyNotFoundError: No such study in the storage.
@@ -448,18 +501,33 @@ def join(
     seed = spec.seed + worker_index if worker_index is not None else None
     optuna_study = study_module.open_study(spec, url, sampler_seed=seed)
     prefix = f"[worker {worker_index}] " if worker_index is not None else ""
+    watchers = _watchers(spec, watcher, echo, owner=False)
+    objective = search_objective(spec, threads, watcher=watchers, worker=worker_index)
     try:
-        return work(optuna_study, search_objective(spec, threads), n_trials=spec.n_trials,
-                    timeout=timeout, echo=echo, prefix=prefix)  # fmt: skip
+        watchers.started(optuna_study, spec, timeout=timeout)
+        return work(optuna_study, objective, n_trials=spec.n_trials, timeout=timeout,
+                    echo=echo, prefix=prefix, watcher=watchers)  # fmt: skip
     except Interrupted as e:
         raise Interrupted(console.interrupted(spec, url, None, e.trial), e.trial) from e
+    finally:
+        watchers.close()
 
 
-def run_workers(spec: StudySpec, url: str, workers: int, *, timeout: float | None) -> None:
+def run_workers(
+    spec: StudySpec,
+    url: str,
+    workers: int,
+    *,
+    timeout: float | None,
+    study: optuna.Study | None = None,
+    watcher: Watcher | None = None,
+) -> None:
     """Runs ``workers`` processes of ``autotune worker`` on the stored study, and waits.
 
     Each gets ``cores / workers`` TensorFlow threads and its own sampler seed. The storage URL
-    goes through the environment, so that its password stays out of the process list.
+    goes through the environment, so that its password stays out of the process list. While
+    they run, ``watcher`` is polled about once a second (it reads their trials from ``study``);
+    if it takes their output (a live display), their lines reach it through pipes.
 
     Raises:
         Interrupted: Ctrl-C, passed on to the workers.
@@ -467,7 +535,12 @@ def run_workers(spec: StudySpec, url: str, workers: int, *, timeout: float | Non
     """
     threads = max(1, (os.cpu_count() or 1) // workers)
     env = {**os.environ, storage_module.ENV_VAR: url}
+    output = watcher.worker_output() if watcher is not None else None
+    if output is not None:
+        # Piped lines come at once, and the display shows the status, not the workers.
+        env.update({"PYTHONUNBUFFERED": "1", "AUTOTUNE_STATUS_SECONDS": "0"})
     processes = []
+    readers = []
     for index in range(workers):
         command = [
             sys.executable, "-m", "autotune", "worker",
@@ -477,8 +550,21 @@ def run_workers(spec: StudySpec, url: str, workers: int, *, timeout: float | Non
         ]  # fmt: skip
         if timeout:
             command += ["--timeout", str(timeout)]
-        processes.append(subprocess.Popen(command, env=env))
+        command += watcher.worker_flags() if watcher is not None else []
+        process = subprocess.Popen(
+            command,
+            env=env,
+            stdout=subprocess.PIPE if output is not None else None,
+            text=True,
+        )
+        processes.append(process)
+        if output is not None:
+            readers.append(_pass_lines(process, output))
     try:
+        while any(p.poll() is None for p in processes):
+            if watcher is not None and study is not None:
+                watcher.poll(study)
+            time.sleep(POLL_SECONDS)
         codes = [p.wait() for p in processes]
     except KeyboardInterrupt as e:
         # Ctrl-C in a terminal reaches the workers too; give them time to put their trials
@@ -492,6 +578,9 @@ def run_workers(spec: StudySpec, url: str, workers: int, *, timeout: float | Non
         for p in processes:
             p.wait()
         raise Interrupted() from e
+    finally:
+        for reader in readers:
+            reader.join(timeout=5)
     failed = [i for i, code in enumerate(codes) if code != 0]
     if failed:
         raise AutotuneError(

@@ -63,6 +63,8 @@ _KEYS: dict[str, tuple[type | tuple[type, ...], str]] = {
     "data": (dict, "a table with a source"),
     "early_stopping": (dict, "a table with patience and min_delta"),
     "space": (dict, "a table of parameter definitions"),
+    "tensorboard": ((bool, str), "true, or the folder of TensorBoard's logs"),
+    "mlflow": ((bool, str), "true, or an MLflow tracking URI"),
 }
 # The stored form also holds the folder where relative paths start (the study file's), so that
 # workers elsewhere find the user's files; a study file has no need to set it.
@@ -109,6 +111,10 @@ class StudySpec:
         folder: Where the relative paths of ``model`` and ``[data] path`` start: the study file's
             folder (stored with the study, so that workers find the user's files too).
         source: Where the spec came from, for messages.
+        tensorboard: Log each trial for TensorBoard: True (``./tensorboard``) or a folder
+            (see :mod:`autotune.trackers`).
+        mlflow: Log the study and its trials to MLflow: True (``sqlite:///mlflow.db``) or a
+            tracking URI.
     """
 
     name: str
@@ -138,6 +144,8 @@ class StudySpec:
     source: str = "<spec>"
     loop: Callable[..., Any] | None = field(default=None, repr=False, compare=False)
     fit_function: Callable[..., Any] | None = field(default=None, repr=False, compare=False)
+    tensorboard: bool | str = False
+    mlflow: bool | str = False
 
     @property
     def task(self) -> str:
@@ -169,8 +177,8 @@ class StudySpec:
         out["space"] = dict(self.space_overrides)
         out["data"] = dict(self.data)
         out["metrics"] = list(self.metrics)
-        for key in ("timeout", "train", "fit"):
-            if out[key] is None:
+        for key in ("timeout", "train", "fit", "tensorboard", "mlflow"):
+            if out[key] is None or out[key] is False:
                 del out[key]
         if not self.metrics:
             del out["metrics"]
@@ -226,7 +234,8 @@ def from_dict(
     values: dict[str, Any] = {}
     for key, value in raw.items():
         kind, allowed = _KEYS[key] if key in _KEYS else _STORED_KEYS[key]
-        if isinstance(value, bool) or not isinstance(value, kind):
+        kinds = kind if isinstance(kind, tuple) else (kind,)
+        if (isinstance(value, bool) and bool not in kinds) or not isinstance(value, kind):
             raise StudySpecError(f"{source}: '{key}' must be {allowed}, but got {value!r}.")
         values[key] = value
     if "data" not in values:
@@ -257,6 +266,9 @@ def from_dict(
         )
     if values.get("timeout") is not None and values["timeout"] <= 0:
         raise StudySpecError(f"{source}: 'timeout' must be positive, but got {values['timeout']}.")
+    for key in ("tensorboard", "mlflow"):
+        if values.get(key) == "":
+            raise StudySpecError(f"{source}: '{key}' must be {_KEYS[key][1]}, but got ''.")
     model = values.get("model", "mlp")
     if model not in FAMILIES and not references.is_reference(model):
         raise StudySpecError(f"{source}: unknown model '{model}'; allowed: {ALLOWED_MODELS}.")

@@ -234,6 +234,8 @@ class Reporter:
         early_stopping: Whether ``report`` says to stop once the metric stopped improving for
             ``patience`` epochs.
         label: Names the user's code in error messages.
+        on_epoch: Called with the 0-based epoch and its metrics once they are checked, before
+            the pruner decides (what the progress display and the trackers read).
 
     Attributes:
         epochs: Epochs reported so far.
@@ -249,12 +251,14 @@ class Reporter:
         *,
         early_stopping: bool = True,
         label: str = "",
+        on_epoch: Callable[[int, Mapping[str, float]], None] | None = None,
     ) -> None:
         self.metric = spec.metric
         self.maximize = spec.direction == "maximize"
         self.patience = spec.patience if early_stopping else None
         self.min_delta = spec.min_delta
         self.prune = prune
+        self.on_epoch = on_epoch
         self.label = label or spec.source
         self.epochs = 0
         self.values: list[float] = []
@@ -294,6 +298,8 @@ class Reporter:
         value = values[self.metric]
         self.values.append(value)
         self._early_stopping(epoch, value)
+        if self.on_epoch is not None:
+            self.on_epoch(epoch, values)
         if self.prune is not None:
             start = time.perf_counter()
             try:

@@ -28,7 +28,7 @@ def test_every_command_has_help_with_an_example(command: str):
 
 
 def test_help_studies_and_show_never_import_tensorflow(write_study, sqlite_url: str):
-    path = write_study(n_trials=1, max_epochs=1)
+    path = write_study(n_trials=1, max_epochs=1, tensorboard=True, mlflow=True)
     assert invoke("run", "--study", str(path), "--storage", sqlite_url).exit_code == 0
     code = (
         "import sys, json\n"
@@ -40,6 +40,7 @@ def test_help_studies_and_show_never_import_tensorflow(write_study, sqlite_url: 
         "    r = CliRunner().invoke(cli, args)\n"
         "    outputs.append((r.exit_code, r.output))\n"
         "print(json.dumps({'tf': 'tensorflow' in sys.modules, 'keras': 'keras' in sys.modules,"
+        " 'trackers': [m for m in ('tensorboard', 'mlflow') if m in sys.modules],"
         " 'outputs': outputs}))\n"
     )
     result = json.loads(
@@ -50,6 +51,7 @@ def test_help_studies_and_show_never_import_tensorflow(write_study, sqlite_url: 
     assert [code for code, _ in result["outputs"]] == [0, 0, 0, 0]
     assert "tiny" in result["outputs"][3][1]
     assert result["tf"] is False and result["keras"] is False
+    assert result["trackers"] == []
 
 
 def test_run_prints_a_line_per_trial_and_a_summary(write_study, sqlite_url: str):
