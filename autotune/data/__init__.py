@@ -10,6 +10,8 @@ The test split is held out from the search: trials train on ``train`` and are sc
 features are standardized with statistics of the training split alone; a CSV's text columns
 are one-hot encoded with the categories of the training split (a category seen only in the
 validation or test split encodes as all zeros). Missing values are refused, not guessed.
+What was fitted is kept on the data set (:class:`Preprocessing`), so that an exported model
+can take raw inputs.
 """
 
 from __future__ import annotations
@@ -18,12 +20,19 @@ import functools
 import json
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from autotune.data.csv_reader import Table
-from autotune.data.preprocess import reshape, split, standardize
+from autotune.data.preprocess import (
+    Preprocessing,
+    of_arrays,
+    of_columns,
+    reshape,
+    split,
+    standardize,
+)
 from autotune.data.schema import (
     BUILTIN,
     CLASSIFICATION,
@@ -55,6 +64,7 @@ __all__ = [
     "REGRESSION",
     "TASKS",
     "Dataset",
+    "Preprocessing",
     "kind_of",
     "load",
     "task_of",
@@ -72,6 +82,10 @@ class Dataset:
         classes: The class labels, in the order of the model's outputs (classification).
         features: The names of the columns of ``x`` (a CSV's columns, one per category for a
             one-hot encoded one); empty for array data.
+        preprocessing: What turns raw inputs into ``x``, fitted on the training split.
+        rows: The row indices of each split (``train``, ``validation``, ``test``) in the
+            source: an array's examples, or a CSV's rows of data, counted from 0 after the
+            header, blank lines left out.
     """
 
     x_train: np.ndarray
@@ -84,6 +98,8 @@ class Dataset:
     n_outputs: int
     classes: tuple[Any, ...] = ()
     features: tuple[str, ...] = ()
+    preprocessing: Preprocessing | None = None
+    rows: Mapping[str, np.ndarray] = field(default_factory=dict)
 
     @property
     def input_shape(self) -> tuple[int, ...]:
@@ -141,7 +157,14 @@ def _load_cached(key: str, folder: str, stamp: Any, where: str) -> Dataset:
         encode = functools.partial(_split_rows, check_features(x, len(y), label))
     train, val, test = split(y, task, data, label)
     x_train, x_val, x_test, names, numeric = encode(train, val, test)
-    x_train, x_val, x_test = standardize(x_train, x_val, x_test, numeric)
+    raw_shape, raw_dtype = x_train.shape[1:], x_train.dtype.name
+    (x_train, x_val, x_test), mean, scale = standardize(x_train, x_val, x_test, numeric)
+    reshaped = data.get("reshape")
+    if kind == "csv":
+        features = list(table.columns)
+        preprocessing = of_columns(features, names, numeric, mean, scale, reshaped, raw_dtype)
+    else:
+        preprocessing = of_arrays(raw_shape, mean, scale, reshaped, raw_dtype)
     if "reshape" in data:
         shape = data["reshape"]
         x_train, x_val, x_test = (reshape(a, shape, where) for a in (x_train, x_val, x_test))
@@ -164,7 +187,20 @@ def _load_cached(key: str, folder: str, stamp: Any, where: str) -> Dataset:
     else:
         y_train, y_val, y_test = (np.asarray(a, dtype=np.float32) for a in (y_train, y_val, y_test))
         n_outputs = 1
-    return Dataset(x_train, y_train, x_val, y_val, x_test, y_test, task, n_outputs, classes, names)
+    return Dataset(
+        x_train,
+        y_train,
+        x_val,
+        y_val,
+        x_test,
+        y_test,
+        task,
+        n_outputs,
+        classes,
+        names,
+        preprocessing=preprocessing,
+        rows={"train": train, "validation": val, "test": test},
+    )
 
 
 def _split_rows(
