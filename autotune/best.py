@@ -7,6 +7,10 @@ stopped after the epoch at which the trial reached its best value (its ``best_ep
 the model the search scored, so its validation figure reproduces the trial's value, and the
 validation split stays unseen by the weights. Only then is the model evaluated, once, on the
 test split that the search never saw.
+
+The exported model takes raw inputs: the trained model behind built-in Keras layers that
+encode them as training did (:func:`autotune.data.preprocess.keras_inputs`), and it gives one
+probability per class. ``metadata.json`` says how to call it; :mod:`autotune.predict` does.
 """
 
 from __future__ import annotations
@@ -18,7 +22,9 @@ from typing import TYPE_CHECKING, Any
 
 from autotune import files
 from autotune import trial as trial_module
-from autotune.errors import OutputError
+from autotune.data.preprocess import Preprocessing, input_name
+from autotune.data.schema import CLASSIFICATION
+from autotune.errors import ModelError, OutputError
 from autotune.versions import MODEL_PACKAGES, versions
 
 if TYPE_CHECKING:
@@ -44,7 +50,10 @@ class BestModel:
         data: The study's ``[data]`` table.
         sizes: Samples per split.
         validation, test: Keras' metrics (``loss``, ``accuracy``, ...) on each split.
-        model: The trained ``keras.Model``.
+        model: The trained ``keras.Model``, which takes the encoded arrays.
+        task: ``"classification"`` or ``"regression"``.
+        classes: The class labels, in the order of the model's probabilities.
+        preprocessing: What encodes raw inputs as the model's arrays.
     """
 
     study: str
@@ -59,9 +68,19 @@ class BestModel:
     validation: dict[str, float]
     test: dict[str, float]
     model: Any = field(repr=False, default=None)
+    task: str = CLASSIFICATION
+    classes: tuple[Any, ...] = ()
+    preprocessing: Preprocessing | None = None
+
+    @property
+    def target(self) -> str | None:
+        """The name of the target: a CSV's column, an npz file's array; None otherwise."""
+        return self.data.get("target") or self.data.get("y")
 
     def metadata(self) -> dict[str, Any]:
         """What :func:`export` writes next to the model, as plain data."""
+        preprocessing = self.preprocessing or Preprocessing()
+        columns = preprocessing.columns
         return {
             "study": self.study,
             "trial": self.trial,
@@ -74,7 +93,82 @@ class BestModel:
             "metrics": {"validation": self.validation, "test": self.test},
             "data": {"table": self.data, "sizes": self.sizes},
             "versions": versions(MODEL_PACKAGES),
+            "task": self.task,
+            "target": self.target,
+            "classes": list(self.classes),
+            "features": [{"name": c.name, "type": c.type} for c in columns],
+            "inputs": _inputs(preprocessing),
+            "outputs": _outputs(self.task, self.classes),
+            "preprocessing": preprocessing.as_dict(),
         }
+
+
+def _inputs(preprocessing: Preprocessing) -> dict[str, Any]:
+    """How to call the exported model."""
+    if preprocessing.columns:
+        names = [input_name(c.name) for c in preprocessing.columns]
+        return {
+            "kind": "columns",
+            "names": names,
+            "call": "model({name: column, ...}): one column of raw values per feature, one row"
+            " per example; numbers for the number features, strings for the text ones",
+        }
+    shape = list(preprocessing.shape)
+    return {
+        "kind": "array",
+        "shape": shape,
+        "dtype": "float32",
+        "call": f"model(x): x holds raw examples of shape {shape}, one per row",
+    }
+
+
+def _outputs(task: str, classes: tuple[Any, ...]) -> dict[str, Any]:
+    """What the exported model gives."""
+    if task == CLASSIFICATION:
+        return {
+            "kind": "probabilities",
+            "columns": list(classes),
+            "description": "one probability per class, in the order of classes",
+        }
+    return {"kind": "value", "description": "the predicted value of the target"}
+
+
+def raw_model(best: BestModel) -> Any:
+    """The model to export: ``best.model`` behind the layers that encode raw inputs as training
+    did, ending in one probability per class (a single sigmoid unit becomes two columns, and
+    logits become probabilities).
+
+    Raises:
+        ModelError: The model cannot be called on Keras inputs.
+    """
+    import keras
+
+    from autotune.data.preprocess import keras_inputs
+
+    assert best.preprocessing is not None, "the data set's preprocessing is needed"
+    inputs, x = keras_inputs(best.preprocessing)
+    try:
+        y = best.model(x)
+    except Exception as e:
+        raise ModelError(
+            f"Cannot export the model: it cannot be called on a Keras input"
+            f" ({type(e).__name__}: {e}). Build it as a functional keras.Model, or give its"
+            f" class a call() that Keras can trace."
+        ) from e
+    if best.task == CLASSIFICATION:
+        one = int(y.shape[-1]) == 1
+        if _from_logits(best.model):
+            y = keras.layers.Activation("sigmoid" if one else "softmax")(y)
+        if one:  # a sigmoid: the probability of the second class, after the first
+            y = keras.layers.Concatenate()([keras.layers.Rescaling(-1.0, offset=1.0)(y), y])
+    return keras.Model(inputs, y)
+
+
+def _from_logits(model: Any) -> bool:
+    """Whether the model was compiled with a loss that takes logits, not probabilities."""
+    loss = getattr(model, "loss", None)
+    get_config = getattr(loss, "get_config", None)
+    return bool(callable(get_config) and get_config().get("from_logits"))
 
 
 def retrain(study: optuna.Study, trial: optuna.trial.FrozenTrial | None = None) -> BestModel:
@@ -119,12 +213,15 @@ def retrain(study: optuna.Study, trial: optuna.trial.FrozenTrial | None = None) 
         validation=scores["validation"],
         test=scores["test"],
         model=trained.model,
+        task=dataset.task,
+        classes=dataset.classes,
+        preprocessing=dataset.preprocessing,
     )
 
 
 def export(best: BestModel, directory: str | Path, *, force: bool = False) -> Path:
-    """Writes the model (``model.keras``) and its ``metadata.json`` into a new folder that
-    becomes ``directory`` only once both are complete.
+    """Writes the model that takes raw inputs (``model.keras``, see :func:`raw_model`) and its
+    ``metadata.json`` into a new folder that becomes ``directory`` only once both are complete.
 
     Args:
         force: Replace ``directory`` if it exists.
@@ -135,14 +232,16 @@ def export(best: BestModel, directory: str | Path, *, force: bool = False) -> Pa
     Raises:
         OutputError: ``directory`` exists (without ``force``) or cannot be written; nothing is
             left half-written.
+        ModelError: The model cannot take the preprocessing in front of it.
     """
     directory = files.check_target(directory, force=force)
+    model = raw_model(best)
     try:
         directory.parent.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise OutputError(f"Cannot export the model to {directory}: {e.strerror or e}.") from e
     with files.new_folder(directory) as folder:
-        best.model.save(folder / MODEL_FILE)
+        model.save(folder / MODEL_FILE)
         (folder / METADATA_FILE).write_text(
             json.dumps(best.metadata(), indent=2) + "\n", encoding="utf-8"
         )

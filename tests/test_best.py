@@ -1,33 +1,41 @@
 """``autotune best``: retrain the best trial, score it on the test split, export and reload it."""
 
+import csv
 import json
 import re
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import optuna
 from click.testing import CliRunner
 
-from autotune import best, console
+from autotune import best, console, data
 from autotune import spec as spec_module
 from autotune import study as study_module
 from autotune.cli import cli
+from autotune.data.preprocess import keras_inputs, of_arrays
+from autotune.data.sources import LOADERS
 from autotune.trial import trial_seed
 
 from conftest import tiny_raw
 
-# Loads the exported model in a process of its own and scores it on the test split.
+# Loads the exported model in a process of its own and scores it on the test split's raw
+# examples (the model standardizes them itself).
 RELOAD = """
 import json, sys
 import numpy as np
 import keras
 from autotune import data
+from autotune.data.sources import LOADERS
 folder = sys.argv[1]
 meta = json.load(open(folder + "/metadata.json"))
 model = keras.saving.load_model(folder + "/model.keras")
-dataset = data.load(meta["data"]["table"])
-predicted = model.predict(dataset.x_test, verbose=0).argmax(axis=1)
+table = meta["data"]["table"]
+dataset = data.load(table)
+raw = LOADERS[table["source"]](table["seed"])[0][dataset.rows["test"]]
+predicted = model.predict(raw, verbose=0).argmax(axis=1)
 print(json.dumps({"accuracy": float(np.mean(predicted == dataset.y_test)), "n": len(predicted)}))
 """
 
@@ -83,6 +91,16 @@ def test_best_retrains_prints_side_by_side_and_exports_a_loadable_model(
         "scikit-learn",
     }
     assert f"{meta['metrics']['test']['accuracy']:.4f}" == figures["accuracy"][1]
+    # how to call the model: raw examples of circles' two coordinates in, two probabilities out
+    assert (meta["task"], meta["target"], meta["classes"], meta["features"]) == (
+        "classification",
+        None,
+        [0, 1],
+        [],
+    )
+    assert meta["inputs"]["kind"] == "array" and meta["inputs"]["shape"] == [2]
+    assert meta["outputs"]["kind"] == "probabilities" and meta["outputs"]["columns"] == [0, 1]
+    assert len(meta["preprocessing"]["mean"]) == len(meta["preprocessing"]["scale"]) == 2
 
     reloaded = json.loads(
         subprocess.run(
@@ -125,3 +143,91 @@ def test_describe_lines_up_the_figures():
         "loss              0.2500      0.5000",
     ]
     assert re.match(r"Best trial 3 of study 's': val_loss 0\.2500", console.best_model(model)[0])
+
+
+# A CSV whose columns try the front's corners: a scale far below Keras' epsilon, a constant
+# column, a category named like Keras' out-of-vocabulary token, and a "/" in a column's name.
+CORNERS_HEADER = ["size", "drift m/s", "floor", "kind", "label"]
+
+
+def corner_rows(n: int = 90) -> list[list]:
+    rng = np.random.default_rng(1)
+    return [
+        [
+            round(float(rng.uniform(30, 150)), 3),
+            f"{rng.normal(0, 1e-9):.6e}",
+            2,
+            ["flat", "[UNK]", "villa"][i % 3],
+            "big" if i % 2 else "small",
+        ]
+        for i in range(n)
+    ]
+
+
+def test_the_exported_front_encodes_raw_columns_exactly_as_training_did(tmp_path: Path):
+    import keras
+
+    rows = corner_rows()
+    with (tmp_path / "corners.csv").open("w", newline="") as f:
+        csv.writer(f).writerows([CORNERS_HEADER, *rows])
+    table = {"source": "csv", "path": "corners.csv", "target": "label", "task": "classification"}
+    dataset = data.load(data.validate(table, "s.toml"), tmp_path)
+    assert dataset.preprocessing.columns[1].scale < 1e-8  # below Keras' epsilon
+
+    inputs, x = keras_inputs(dataset.preprocessing)
+    assert sorted(inputs) == ["drift m_s", "floor", "kind", "size"]
+    front = keras.Model(inputs, x)
+    test = [rows[i] for i in dataset.rows["test"]]
+
+    def columns(rows: list[list]) -> dict:
+        return {
+            "size": np.array([float(r[0]) for r in rows]),
+            "drift m_s": np.array([float(r[1]) for r in rows]),
+            "floor": np.array([float(r[2]) for r in rows]),
+            "kind": np.array([r[3] for r in rows]),
+        }
+
+    assert np.array_equal(front(columns(test)).numpy(), dataset.x_test)  # to the last bit
+    front.save(tmp_path / "front.keras")
+    loaded = keras.saving.load_model(tmp_path / "front.keras")
+    assert np.array_equal(loaded(columns(test)).numpy(), dataset.x_test)
+    # a category that training never saw encodes as all zeros, as in the training arrays
+    unseen = columns([[50.0, 0.0, 2, "castle"]])
+    assert loaded(unseen).numpy()[0, 3:].tolist() == [0.0, 0.0, 0.0]
+
+
+def test_the_exported_front_of_arrays_standardizes_and_reshapes():
+    import keras
+
+    dataset = data.load(data.validate({"source": "digits", "reshape": [8, 8, 1]}, "s.toml"))
+    raw = LOADERS["digits"](0)[0][dataset.rows["test"]].astype(np.float32)
+    inputs, x = keras_inputs(dataset.preprocessing)
+    assert tuple(x.shape[1:]) == (8, 8, 1)
+    assert np.array_equal(keras.Model(inputs, x)(raw).numpy(), dataset.x_test)
+
+
+def sigmoid_best(model) -> best.BestModel:
+    return best.BestModel(
+        study="s", trial=0, metric="val_accuracy", search_value=0.5, params={}, epochs=1,
+        seed=0, data={"source": "circles"}, sizes={}, validation={}, test={}, model=model,
+        classes=(0, 1), preprocessing=of_arrays((2,), mean=[1.0, 2.0], scale=[2.0, 4.0]),
+    )  # fmt: skip
+
+
+def test_one_sigmoid_unit_exports_one_probability_per_class_and_logits_become_probabilities(
+    tmp_path: Path,
+):
+    import keras
+
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input(shape=(2,))
+    model = keras.Model(inputs, keras.layers.Dense(1, activation="sigmoid")(inputs))
+    raw = np.array([[1.0, 2.0], [3.0, -2.0], [0.0, 10.0]], dtype=np.float32)
+    p = model((raw - [1.0, 2.0]) / [2.0, 4.0]).numpy()[:, 0]
+    exported = best.raw_model(sigmoid_best(model))
+    assert np.allclose(exported(raw).numpy(), np.stack([1 - p, p], axis=1), atol=1e-7)
+
+    logits = keras.Model(inputs, keras.layers.Dense(3)(inputs))
+    logits.compile(loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    probabilities = best.raw_model(sigmoid_best(logits))(raw).numpy()
+    assert probabilities.shape == (3, 3) and np.allclose(probabilities.sum(axis=1), 1.0)

@@ -290,7 +290,8 @@ def test_the_articles_example_reaches_099_with_pruned_and_early_stopped_trials(w
     result = run_cli("best", "--study", "circles_loop", "--storage", url, "--export", str(export))
     assert result.exit_code == 0, result.output
     assert "accuracy          1.0000" in result.output or "accuracy          0.99" in result.output
-    # The exported subclassed model loads in a process without autotune, given its class.
+    # The exported subclassed model loads in a process without autotune, given its class; it
+    # takes raw coordinates and gives one probability per class (1 - p and the sigmoid's p).
     code = (
         "import sys, json, keras, numpy as np\n"
         f"sys.path.insert(0, {str(folder)!r})\n"
@@ -302,7 +303,7 @@ def test_the_articles_example_reaches_099_with_pruned_and_early_stopped_trials(w
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=300
     )
     assert shape.returncode == 0, shape.stderr[-2000:]
-    assert json.loads(shape.stdout.splitlines()[-1]) == [3, 1]
+    assert json.loads(shape.stdout.splitlines()[-1]) == [3, 2]
 
 
 def test_a_fit_with_class_weights_on_val_auc_runs_shows_exports_and_reports(workdir: Path):
