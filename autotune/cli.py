@@ -480,6 +480,58 @@ def best(study_name: str, storage: str | None, export_dir: str | None, force: bo
 
 
 @cli.command()
+@click.option(
+    "--model",
+    "model_dir",
+    required=True,
+    type=click.Path(file_okay=False),
+    metavar="DIR",
+    help="A model folder that `autotune best --export` wrote.",
+)
+@click.option(
+    "--data",
+    "data_file",
+    required=True,
+    type=click.Path(dir_okay=False),
+    metavar="FILE",
+    help="New rows: a CSV file with the feature columns, or an .npz file with an x array.",
+)
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False),
+    metavar="FILE",
+    help="Where to write the predictions as CSV (default: standard output).",
+)
+@_errors
+@force_option
+def predict(model_dir: str, data_file: str, out: str | None, force: bool) -> None:
+    """Predict new rows with a model that `autotune best --export` wrote.
+
+    The CSV file needs the study's feature columns, with raw values as in the study's own
+    data; its target column, if there, is ignored. Each row gets the predicted label and one
+    probability per class (p_<class>), or the predicted value. A model of array data takes an
+    .npz file with an x array of raw examples.
+
+    Example:
+
+        autotune best --study churn --export models/churn
+
+        autotune predict --model models/churn --data new.csv --out out.csv
+    """
+    from autotune import files
+    from autotune import predict as predict_module
+
+    if out:  # before the model is loaded
+        files.check_target(out, force=force)
+    predictions = predict_module.predict(model_dir, data_file)
+    if out is None:
+        click.echo(predictions.to_csv(), nl=False)
+        return
+    predict_module.write(predictions, out, force=force)
+    click.echo(f"Wrote {len(predictions)} predictions to {out}.")
+
+
+@cli.command()
 @study_option
 @storage_option
 @click.option(

@@ -46,7 +46,8 @@ class NoCompleteTrialError(AutotuneError):
 
 class ModelError(AutotuneError):
     """A user's model family cannot be loaded, or its builder returns no ``keras.Model``, or the
-    model cannot be trained on the data at all (checked before the first trial)."""
+    model cannot be trained on the data at all (checked before the first trial), or a folder
+    holds no model that ``autotune best --export`` wrote."""
 
 
 class DataError(AutotuneError):
