@@ -100,7 +100,7 @@ def cli(debug: bool) -> None:
     "--timeout",
     type=click.FloatRange(min=0, min_open=True),
     metavar="SECONDS",
-    help="Start no new trial after this many seconds.",
+    help="Stop after this many seconds: the running trial ends at its next epoch.",
 )
 @storage_option
 @click.option("--sampler", type=click.Choice(sorted(SAMPLERS)), help="Override the sampler.")
@@ -196,7 +196,7 @@ def run(
         echo=display.echo,
         watcher=display,
     )
-    click.echo(console.summary(study, spec, url))
+    click.echo(console.summary(study, spec, url, timeout=timeout or spec.timeout))
 
 
 def _display(quiet: bool, verbose: bool) -> Any:
@@ -225,7 +225,7 @@ def _display(quiet: bool, verbose: bool) -> Any:
     "--timeout",
     type=click.FloatRange(min=0, min_open=True),
     metavar="SECONDS",
-    help="Start no new trial after this many seconds.",
+    help="Stop after this many seconds: the running trial ends at its next epoch.",
 )
 @quiet_option
 @verbose_option

@@ -75,10 +75,14 @@ def run_header(spec: StudySpec, url: str) -> str:
     )
 
 
-def summary(study: optuna.Study, spec: StudySpec, url: str) -> str:
-    """The end-of-run text: counts, the best trial, the storage and how to watch it."""
+def summary(study: optuna.Study, spec: StudySpec, url: str, *, timeout: float | None = None) -> str:
+    """The end-of-run text: counts, what ended a run short of its total, the best trial, the
+    storage and how to watch it."""
     tally = counts(study)
     lines = [f"Study '{spec.name}': {tally.finished} of {spec.n_trials} trials finished ({tally})."]
+    if timeout:
+        ended = budget_ended(study, spec, url, timeout, done=tally.finished >= spec.n_trials)
+        lines += [ended] if ended else []
     best = best_trial(study)
     if best is None:
         lines.append("No trial completed yet.")
@@ -92,6 +96,35 @@ def summary(study: optuna.Study, spec: StudySpec, url: str) -> str:
     lines.append(f"Storage: {masked}")
     lines.append(f"Dashboard: optuna-dashboard '{masked}'")
     return "\n".join(lines)
+
+
+def budget_ended(
+    study: optuna.Study, spec: StudySpec, url: str, timeout: float, *, done: bool
+) -> str | None:
+    """What the time budget did: the trial it cut short, if any, and how to go on if the study
+    is not done; None when the study finished within it."""
+    import optuna
+
+    latest = max(study.get_trials(deepcopy=False), key=lambda t: t.number, default=None)
+    pruned = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.PRUNED,))
+    cut = [t for t in pruned if t.user_attrs.get("stop_reason") == "budget"]
+    # The cut trial is the last one, or the one before it (a worker's surplus trial after it).
+    if not (cut and latest is not None and cut[-1].number >= latest.number - 1):
+        return (
+            None
+            if done
+            else (
+                f"The time budget ({timeout:g} s) ended this run. Go on with:"
+                f" {resume_command(spec, url)}"
+            )
+        )
+    attrs = cut[-1].user_attrs
+    line = (
+        f"The time budget ({timeout:g} s) ended this run. It stopped trial {cut[-1].number} after"
+        f" epoch {attrs.get('epochs', '?')}, kept as pruned (best {spec.metric}"
+        f" {_value(attrs.get('best_value'))} at epoch {attrs.get('best_epoch', '?')})."
+    )
+    return line if done else f"{line} Go on with: {resume_command(spec, url)}"
 
 
 def already_done(spec: StudySpec) -> str:

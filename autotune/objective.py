@@ -13,6 +13,7 @@ from autotune.space import sample
 from autotune.spec import StudySpec
 from autotune.trial import (
     VALIDATION_BATCH,
+    Budget,
     Reporter,
     Trained,
     label_of,
@@ -38,22 +39,30 @@ class Objective:
 
     Trial attributes: ``epochs`` (trained), ``best_epoch`` (1-based), ``seed``,
     ``stop_reason`` (``completed``, ``early-stopped``, ``pruned``, ``diverged``, ``oom``,
-    ``failed`` or ``interrupted``), ``seconds`` (wall time of the trial) and ``worker`` (the
-    local worker's index, when given).
+    ``failed``, ``interrupted`` or ``budget``), ``seconds`` (wall time of the trial) and
+    ``worker`` (the local worker's index, when given). A trial that the run's time budget ended
+    is pruned, and keeps ``best_epoch`` and ``best_value`` (its best so far).
 
     Args:
         spec: The study.
         watcher: Told when each trial starts and each epoch ends (:mod:`autotune.watch`).
         worker: This local worker's index, recorded on each trial.
+        budget: The run's time, which ends a trial at the first epoch past it.
 
     Raises:
         DataError, ModelError: From loading the data or checking the model.
     """
 
     def __init__(
-        self, spec: StudySpec, *, watcher: Watcher | None = None, worker: int | None = None
+        self,
+        spec: StudySpec,
+        *,
+        watcher: Watcher | None = None,
+        worker: int | None = None,
+        budget: Budget | None = None,
     ) -> None:
         self.spec = spec
+        self.budget = budget
         self.watcher = watcher
         self.worker = worker
         self.dataset = data_module.load(spec.data, spec.folder, where=spec.source)
@@ -79,6 +88,7 @@ class Objective:
             prune=optuna_pruning(trial),
             label=label_of(spec),
             on_epoch=(lambda e, m: watcher.epoch_ended(number, e, m)) if watcher else None,
+            budget=self.budget,
         )
         self.last = None
         try:
@@ -90,7 +100,11 @@ class Objective:
                 # The trial keeps its figures; its model goes with the graphs it traced.
                 trained.model = None
         except optuna.TrialPruned:
-            _record(trial, "pruned", reporter.epochs, start)
+            _record(trial, "budget" if reporter.out_of_time else "pruned", reporter.epochs, start)
+            if reporter.out_of_time:
+                best_epoch, best_value = reporter.best()
+                trial.set_user_attr("best_epoch", best_epoch)
+                trial.set_user_attr("best_value", best_value)
             raise
         except TrialFailed as e:
             _record(trial, e.reason, reporter.epochs, start)

@@ -30,8 +30,16 @@ from autotune import console
 from autotune import storage as storage_module
 from autotune import study as study_module
 from autotune.backend import settled
-from autotune.errors import AutotuneError, Interrupted, SearchFailedError, TrialFailed
+from autotune.errors import (
+    AutotuneError,
+    Interrupted,
+    SearchFailedError,
+    TrialFailed,
+    TrialOutOfMemory,
+)
+from autotune.samplers import OUT_OF_MEMORY
 from autotune.spec import StudySpec, resolve
+from autotune.trial import Budget
 from autotune.watch import Watchers
 
 if TYPE_CHECKING:
@@ -128,6 +136,9 @@ class _Guarded:
         try:
             return self.objective(trial)
         except TrialFailed as e:
+            if isinstance(e, TrialOutOfMemory):
+                # The sampler learns that configurations like this one do not fit.
+                trial.set_constraint(OUT_OF_MEMORY, 1.0)
             if "stop_reason" not in trial.user_attrs:
                 trial.set_user_attr("stop_reason", e.reason)
             trial.set_user_attr("fail_reason", str(e))
@@ -145,6 +156,7 @@ def work(
     echo: Echo | None = print,
     prefix: str = "",
     watcher: Watcher | None = None,
+    budget: Budget | None = None,
 ) -> Progress:
     """Runs trials of ``study`` in this process until it has ``n_trials`` finished trials.
 
@@ -152,10 +164,12 @@ def work(
         study: The study, opened with its sampler and pruner.
         objective: Makes the objective; called once, before the first trial this process runs.
         n_trials: The study's total of finished trials.
-        timeout: Seconds after which no new trial starts.
+        timeout: Seconds after which no new trial starts (unless ``budget`` is given).
         echo: Receives one line per finished trial; None for silence.
         prefix: Starts every line (a worker's name).
         watcher: Told of every finished trial (the objective tells it of the rest).
+        budget: The run's time, shared with the objective (which ends a trial at the first
+            epoch past it); started here. By default ``timeout`` seconds.
 
     Raises:
         Interrupted: Ctrl-C; the unfinished trial is queued to run again on resume.
@@ -167,7 +181,8 @@ def work(
     guarded: _Guarded | None = None
     unbeaten = _Unbeaten(_grace_period(study))
     progress = Progress()
-    deadline = time.monotonic() + timeout if timeout else None
+    budget = budget if budget is not None else Budget(timeout)
+    budget.start()
     streak: list[str] = []
 
     def on_trial(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
@@ -192,9 +207,7 @@ def work(
             while True:
                 try:
                     tally = study_module.counts(study)
-                    if tally.finished >= n_trials or (
-                        deadline is not None and time.monotonic() >= deadline
-                    ):
+                    if tally.finished >= n_trials or budget.spent():
                         return progress
                     if len(streak) >= MAX_CONSECUTIVE_FAILURES:
                         raise SearchFailedError(
@@ -355,17 +368,19 @@ def search_objective(
     *,
     watcher: Watcher | None = None,
     worker: int | None = None,
+    budget: Budget | None = None,
 ) -> Callable[[], ObjectiveFn]:
     """The factory of the search's objective: TensorFlow set up for this process (with
     ``threads`` threads), the data loaded and the model checked; ``watcher`` is told of each
-    trial's start and epochs, and ``worker`` recorded on each trial."""
+    trial's start and epochs, ``worker`` recorded on each trial, and ``budget`` ends a trial
+    at the first epoch past it."""
 
     def make() -> ObjectiveFn:
         from autotune.backend import setup
         from autotune.objective import Objective
 
         setup(threads)
-        return Objective(spec, watcher=watcher, worker=worker)
+        return Objective(spec, watcher=watcher, worker=worker, budget=budget)
 
     return make
 
@@ -402,7 +417,8 @@ def run(
         study: A study name (``circles``), a study file's path, or a :class:`StudySpec`.
         storage: A storage URL; defaults to ``$AUTOTUNE_STORAGE``, then ``./autotune.db``.
         n_trials: The study's total of finished trials (overrides the study file).
-        timeout: Seconds after which no new trial starts, in this run.
+        timeout: This run's time in seconds: no trial starts after it, and the running one ends
+            at its first epoch past it (pruned, keeping its intermediate values).
         sampler, pruner, max_epochs, seed: Override the study file.
         workers: Worker processes on this machine sharing the study.
         warm_start: Another study in the same storage whose best complete configurations
@@ -443,9 +459,11 @@ def run(
     from autotune import trackers
 
     trackers.check(spec)
+    budget = Budget(timeout)
     if workers == 1:
         watchers = _watchers(spec, watcher, echo, owner=True)
-        objective = search_objective(spec, watcher=watchers)()  # loads data, checks the model
+        # Loads the data and checks the model.
+        objective = search_objective(spec, watcher=watchers, budget=budget)()
     else:
         search_objective(spec)()  # the same checks; the workers train
         watchers = _watchers(spec, watcher, echo, owner=True)
@@ -458,8 +476,8 @@ def run(
     try:
         watchers.started(optuna_study, spec, workers=workers, timeout=timeout)
         if workers == 1:
-            work(optuna_study, lambda: objective, n_trials=spec.n_trials, timeout=timeout,
-                 echo=echo, watcher=watchers)  # fmt: skip
+            work(optuna_study, lambda: objective, n_trials=spec.n_trials, echo=echo,
+                 watcher=watchers, budget=budget)  # fmt: skip
         else:
             run_workers(spec, url, workers, timeout=timeout, study=optuna_study, watcher=watchers)
     except Interrupted as e:
@@ -488,7 +506,7 @@ def join(
         worker_index: Seeds this worker's sampler with the study's seed plus the index, and
             starts every line with the worker's name; by default the sampler is seeded at random.
         threads: TensorFlow threads for this process, or None for all cores.
-        timeout: Seconds after which no new trial starts.
+        timeout: This worker's time in seconds, as :func:`run`'s.
         echo: Receives one line per finished trial.
         watcher: Told of this worker's events, as :func:`run`'s.
 
@@ -502,11 +520,13 @@ def join(
     optuna_study = study_module.open_study(spec, url, sampler_seed=seed)
     prefix = f"[worker {worker_index}] " if worker_index is not None else ""
     watchers = _watchers(spec, watcher, echo, owner=False)
-    objective = search_objective(spec, threads, watcher=watchers, worker=worker_index)
+    budget = Budget(timeout)
+    objective = search_objective(spec, threads, watcher=watchers, worker=worker_index,
+                                 budget=budget)  # fmt: skip
     try:
         watchers.started(optuna_study, spec, timeout=timeout)
-        return work(optuna_study, objective, n_trials=spec.n_trials, timeout=timeout,
-                    echo=echo, prefix=prefix, watcher=watchers)  # fmt: skip
+        return work(optuna_study, objective, n_trials=spec.n_trials, echo=echo, prefix=prefix,
+                    watcher=watchers, budget=budget)  # fmt: skip
     except Interrupted as e:
         raise Interrupted(console.interrupted(spec, url, None, e.trial), e.trial) from e
     finally:

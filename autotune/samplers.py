@@ -2,11 +2,20 @@
 
 A factory gets the seed, the study file's ``sampler_options`` and the search space, and returns
 a sampler. Optuna does not store samplers, so the runner rebuilds one from the spec on every load.
+
+A trial that runs out of memory is failed (it never trained, so it does not count toward the
+study's total) and marked infeasible with Optuna's ``trial.set_constraint`` (key
+:data:`OUT_OF_MEMORY`). TPE reads constraints only off the complete and pruned trials it
+models, and so would never see a failed one; the ``tpe`` sampler here also shows it the failed
+trials that are infeasible. TPE puts infeasible trials among the bad ones, so it proposes
+fewer configurations like them (bigger batches, wider layers) without ever counting them as
+finished.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import functools
+from collections.abc import Callable, Container, Mapping
 from typing import Any
 
 from autotune.errors import AutotuneError, StudySpecError
@@ -15,10 +24,50 @@ from autotune.space import Space
 Options = Mapping[str, Any]
 
 
+# The constraint that an out-of-memory trial violates (value 1; feasible trials have none).
+OUT_OF_MEMORY = "out_of_memory"
+
+
 def _tpe(seed: int | None, options: Options, space: Space) -> Any:
+    return _infeasible_aware_tpe()(seed=seed, **options)
+
+
+@functools.cache
+def _infeasible_aware_tpe() -> type:
+    """TPESampler that also models the failed trials marked infeasible (out of memory)."""
     import optuna
 
-    return optuna.samplers.TPESampler(seed=seed, **options)
+    State = optuna.trial.TrialState
+
+    class _WithInfeasible:
+        """The study as TPE reads it, its infeasible failed trials among the rest."""
+
+        def __init__(self, study: optuna.Study) -> None:
+            self._study = study
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(self._study, name)
+
+        def _get_trials(
+            self,
+            deepcopy: bool = True,
+            states: Container[Any] | None = None,
+            use_cache: bool = False,
+        ) -> list[optuna.trial.FrozenTrial]:
+            trials = self._study._get_trials(deepcopy=deepcopy, states=states, use_cache=use_cache)
+            if states is None or State.FAIL in states:
+                return trials
+            failed = self._study._get_trials(deepcopy=deepcopy, states=(State.FAIL,),
+                                             use_cache=use_cache)  # fmt: skip
+            infeasible = [t for t in failed if any(v > 0 for v in t.constraints.values())]
+            return sorted(trials + infeasible, key=lambda t: t.number)
+
+    class InfeasibleAwareTPESampler(optuna.samplers.TPESampler):
+        def _sample(self, study: Any, trial: Any, search_space: Any) -> dict[str, Any]:
+            view: Any = _WithInfeasible(study)
+            return super()._sample(view, trial, search_space)
+
+    return InfeasibleAwareTPESampler
 
 
 def _random(seed: int | None, options: Options, space: Space) -> Any:

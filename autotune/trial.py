@@ -57,6 +57,25 @@ STEPS_PER_EXECUTION = 32
 VALIDATION_BATCH = 1024
 
 
+class Budget:
+    """A run's time: ``timeout`` seconds from :meth:`start` (when the work loop begins).
+
+    The work loop starts no trial once it is spent, and a trial's :class:`Reporter` ends the
+    trial at the first epoch that ends after it, so a run ends within one epoch of its budget.
+    """
+
+    def __init__(self, timeout: float | None) -> None:
+        self.timeout = timeout
+        self.deadline: float | None = None
+
+    def start(self) -> None:
+        if self.timeout:
+            self.deadline = time.monotonic() + self.timeout
+
+    def spent(self) -> bool:
+        return self.deadline is not None and time.monotonic() >= self.deadline
+
+
 def trial_seed(study_seed: int, trial_number: int) -> int:
     """The seed of one trial's weights and shuffling: fixed by the study seed and the trial."""
     return (study_seed * 100_003 + trial_number) % (2**31 - 1)
@@ -236,11 +255,13 @@ class Reporter:
         label: Names the user's code in error messages.
         on_epoch: Called with the 0-based epoch and its metrics once they are checked, before
             the pruner decides (what the progress display and the trackers read).
+        budget: The run's time; once spent, ``report`` ends the trial as pruned.
 
     Attributes:
         epochs: Epochs reported so far.
         values: The study's metric at each epoch.
         stopped: Whether early stopping ended training.
+        out_of_time: Whether the run's time budget ended the trial.
         seconds: Wall time spent in the pruner (its storage writes and decision).
     """
 
@@ -252,6 +273,7 @@ class Reporter:
         early_stopping: bool = True,
         label: str = "",
         on_epoch: Callable[[int, Mapping[str, float]], None] | None = None,
+        budget: Budget | None = None,
     ) -> None:
         self.metric = spec.metric
         self.maximize = spec.direction == "maximize"
@@ -259,6 +281,8 @@ class Reporter:
         self.min_delta = spec.min_delta
         self.prune = prune
         self.on_epoch = on_epoch
+        self.budget = budget
+        self.out_of_time = False
         self.label = label or spec.source
         self.epochs = 0
         self.values: list[float] = []
@@ -276,7 +300,7 @@ class Reporter:
         Raises:
             ModelError: The epochs are not 0, 1, 2, ... or the study's metric is missing.
             TrialDiverged: The loss is NaN or infinite.
-            optuna.TrialPruned: The pruner ended the trial.
+            optuna.TrialPruned: The pruner ended the trial, or the run's time budget did.
         """
         values = {name: _number(value) for name, value in {**(logs or {}), **metrics}.items()}
         if epoch != self.epochs:
@@ -306,6 +330,11 @@ class Reporter:
                 self.prune(epoch, value)
             finally:
                 self.seconds += time.perf_counter() - start
+        if self.budget is not None and self.budget.spent() and not self.stopped:
+            import optuna
+
+            self.out_of_time = True
+            raise optuna.TrialPruned(f"The time budget ended the trial at epoch {epoch}.")
         return self.stopped
 
     def _early_stopping(self, epoch: int, value: float) -> None:

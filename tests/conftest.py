@@ -122,6 +122,43 @@ def to_toml(raw: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+# A user's fit whose epochs take SECONDS each once it trains on the whole training split
+# (the check before the first trial fits 64 rows, and stays quick); it writes the time each
+# such epoch ends into epochs.log in the current folder.
+SLOW_FIT = """
+import time
+import keras
+
+class Slow(keras.callbacks.Callback):
+    def __init__(self, seconds):
+        super().__init__()
+        self.seconds = seconds
+
+    def on_epoch_end(self, epoch, logs=None):
+        time.sleep(self.seconds)
+        with open("epochs.log", "a") as log:  # when each epoch ended, for the tests
+            log.write(f"{time.time()}\\n")
+
+def fit(params, model, data, callbacks):
+    slow = [Slow(SECONDS)] if len(data.x_train) > 100 else []
+    return model.fit(data.train, validation_data=data.validation, epochs=data.epochs, verbose=0,
+                     shuffle=False,
+                     callbacks=[*slow, *callbacks])
+"""
+EPOCHS = 8
+
+
+def slow_study(folder: Path, seconds: float) -> Path:
+    """A one-trial study whose epochs take ``seconds`` each, never stopped early."""
+    (folder / "slow.py").write_text(SLOW_FIT.replace("SECONDS", repr(seconds)))
+    raw = tiny_raw("slow", n_trials=1, max_epochs=EPOCHS, pruner="none",
+                   early_stopping={"patience": EPOCHS})  # fmt: skip
+    raw["fit"] = "slow.py:fit"
+    path = folder / "slow.toml"
+    path.write_text(to_toml(raw))
+    return path
+
+
 def tiny_raw(name: str = "tiny", **overrides: Any) -> dict[str, Any]:
     """A tiny study's contents; keyword arguments replace top-level keys or tables."""
     raw: dict[str, Any] = {

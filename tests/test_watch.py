@@ -24,40 +24,9 @@ from autotune import runner, trackers
 from autotune import study as study_module
 from autotune.cli import cli
 
-from conftest import tiny_raw, to_toml
+from conftest import EPOCHS, slow_study, tiny_raw, to_toml
 
-# A user's fit whose epochs take SECONDS each once it trains on the whole training split
-# (the check before the first trial fits 64 rows, and stays quick).
-SLOW_FIT = """
-import time
-import keras
-
-class Slow(keras.callbacks.Callback):
-    def __init__(self, seconds):
-        super().__init__()
-        self.seconds = seconds
-
-    def on_epoch_end(self, epoch, logs=None):
-        time.sleep(self.seconds)
-
-def fit(params, model, data, callbacks):
-    slow = [Slow(SECONDS)] if len(data.x_train) > 100 else []
-    return model.fit(data.train, validation_data=data.validation, epochs=data.epochs, verbose=0,
-                     callbacks=[*slow, *callbacks])
-"""
-EPOCHS = 8
 COLUMNS, ROWS = 120, 40
-
-
-def slow_study(folder: Path, seconds: float) -> Path:
-    """A one-trial study whose epochs take ``seconds`` each, never stopped early."""
-    (folder / "slow.py").write_text(SLOW_FIT.replace("SECONDS", repr(seconds)))
-    raw = tiny_raw("slow", n_trials=1, max_epochs=EPOCHS, pruner="none",
-                   early_stopping={"patience": EPOCHS})  # fmt: skip
-    raw["fit"] = "slow.py:fit"
-    path = folder / "slow.toml"
-    path.write_text(to_toml(raw))
-    return path
 
 
 def command(path: Path, storage: str) -> list[str]:

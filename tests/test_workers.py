@@ -99,10 +99,13 @@ def test_a_killed_workers_trial_is_retried_and_the_study_completes(
     )
     deadline = time.monotonic() + 120
     killed = None
+    # One storage for every look: a storage per look would hold a connection each until
+    # collected, and a slow start would use up the server's connections.
+    storage = optuna.storages.RDBStorage(POSTGRES)
     while time.monotonic() < deadline and killed is None:
         time.sleep(0.3)
         try:
-            trials = optuna.load_study(study_name=study_name, storage=POSTGRES).trials
+            trials = optuna.load_study(study_name=study_name, storage=storage).trials
         except KeyError:
             continue
         for trial in trials:

@@ -235,3 +235,33 @@ def test_an_error_that_is_not_a_late_write_still_stops_the_search():
 
     with pytest.raises(ValueError, match="a bug"):
         runner.work(new_study(), lambda: objective, n_trials=3, echo=None)
+
+
+def test_the_budget_ends_a_running_trial_at_its_first_epoch_past_the_deadline():
+    from autotune.spec import from_dict
+    from autotune.trial import Budget, Reporter, optuna_pruning
+
+    from conftest import tiny_raw
+
+    spec = from_dict(tiny_raw(max_epochs=100, early_stopping={"patience": 100}))
+    budget = Budget(0.5)
+    epoch_ends: list[float] = []
+    reporters: list[Reporter] = []
+
+    def objective(trial: optuna.Trial) -> float:
+        reporter = Reporter(spec, prune=optuna_pruning(trial), budget=budget)
+        reporters.append(reporter)
+        for epoch in range(100):
+            time.sleep(0.1)
+            epoch_ends.append(time.monotonic())
+            reporter.report(epoch, val_accuracy=0.5 + epoch / 1000)
+        return 1.0
+
+    study = new_study()
+    runner.work(study, lambda: objective, n_trials=5, echo=None, budget=budget)
+    assert budget.deadline is not None
+    (trial,) = study.trials  # no second trial starts once the budget is spent
+    assert trial.state == State.PRUNED and reporters[0].out_of_time
+    # It ended at the first epoch that ended past the deadline: within one epoch of it.
+    assert epoch_ends[-2] < budget.deadline <= epoch_ends[-1]
+    assert len(trial.intermediate_values) == len(epoch_ends)  # every epoch's value is kept

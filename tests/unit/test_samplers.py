@@ -1,12 +1,14 @@
 """Samplers by name: each is the Optuna class it names, seeded and with the study file's
 options, and each drives autotune's own work loop over the study's real space."""
 
+import math
+
 import optuna
 import pytest
 
 from autotune import runner
-from autotune.errors import StudySpecError
-from autotune.samplers import SAMPLERS, make_sampler
+from autotune.errors import SearchFailedError, StudySpecError, TrialOutOfMemory
+from autotune.samplers import OUT_OF_MEMORY, SAMPLERS, make_sampler
 from autotune.space import sample
 from autotune.spec import from_dict
 
@@ -62,7 +64,7 @@ def test_each_name_builds_its_class_and_searches_the_space(name: str):
         pytest.importorskip("torch", reason="the gp sampler needs PyTorch (the [gp] extra)")
     spec = spec_for(name)
     study = search(spec, 4)
-    assert type(study.sampler).__name__ == CLASSES[name]
+    assert isinstance(study.sampler, getattr(optuna.samplers, CLASSES[name]))
     assert len(study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))) == 4
     for trial in study.trials:
         assert 0.01 <= trial.params["learning_rate"] <= 0.1 or name == "grid"
@@ -95,3 +97,36 @@ def test_an_unknown_sampler_option_is_refused_when_the_study_file_loads():
         StudySpecError, match=r"^s.toml: sampler_options do not fit the tpe sampler: .*n_startup"
     ):
         from_dict(tiny_raw(sampler_options={"n_startup": 3}), source="s.toml")
+
+
+def out_of_memory_above(limit: int):
+    """A stub training whose configurations run out of memory past ``limit`` batch * units,
+    and whose best configurations lie well inside it."""
+
+    def objective(trial: optuna.Trial) -> float:
+        batch = trial.suggest_int("batch_size", 16, 4096, log=True)
+        units = trial.suggest_int("units", 4, 256, log=True)
+        if batch * units > limit:
+            raise TrialOutOfMemory(f"out of memory at batch_size={batch} units={units}")
+        return -((math.log2(batch) - 7) ** 2) - (math.log2(units) - 5) ** 2
+
+    return objective
+
+
+def oom_trials(sampler: optuna.samplers.BaseSampler) -> list[optuna.trial.FrozenTrial]:
+    study = optuna.create_study(direction="maximize", sampler=sampler)
+    try:
+        runner.work(study, lambda: out_of_memory_above(32 * 1024), n_trials=40, echo=None)
+    except SearchFailedError:
+        pass
+    return [t for t in study.trials if t.state == optuna.trial.TrialState.FAIL]
+
+
+def test_out_of_memory_trials_are_infeasible_and_tpe_proposes_fewer_of_them():
+    plain = [oom_trials(optuna.samplers.TPESampler(seed=seed)) for seed in range(6)]
+    seen = [oom_trials(make_sampler("tpe", seed, {}, {})) for seed in range(6)]
+    for trials in plain + seen:
+        assert all(t.constraints == {OUT_OF_MEMORY: 1.0} for t in trials)
+        assert all(t.user_attrs["stop_reason"] == "oom" for t in trials)
+    # Over the same seeds (scripts/bench_oom.py measures it over 20: about half as many).
+    assert sum(map(len, seen)) < sum(map(len, plain))

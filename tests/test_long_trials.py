@@ -1,0 +1,52 @@
+"""Long trials on real hardware: a time budget that holds within one epoch."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import optuna
+from click.testing import CliRunner
+
+from autotune import study as study_module
+from autotune.cli import cli
+
+from conftest import EPOCHS, slow_study
+
+EPOCH_SECONDS = 1.0
+TIMEOUT = 2.5
+
+
+def test_the_timeout_ends_the_running_trial_within_one_epoch_and_keeps_it_as_pruned(
+    workdir: Path, sqlite_url: str
+):
+    path = slow_study(workdir, seconds=EPOCH_SECONDS)
+    result = CliRunner().invoke(
+        cli, ["run", "--study", str(path), "--storage", sqlite_url, "--timeout", str(TIMEOUT)]
+    )
+    assert result.exit_code == 0, result.output
+    study = study_module.load_study("slow", sqlite_url)
+    (trial,) = study.trials
+    attrs = trial.user_attrs
+    assert trial.state == optuna.trial.TrialState.PRUNED
+    assert attrs["stop_reason"] == "budget"
+    # The budget starts as the work loop does, a moment before the trial is created: the trial
+    # ended at the first epoch that ended past the deadline, so within one epoch of it. (The
+    # deadline is taken from the trial's start, which comes up to a moment later.)
+    deadline = trial.datetime_start.timestamp() + TIMEOUT
+    ends = [float(line) for line in (workdir / "epochs.log").read_text().split()]
+    assert len(ends) == attrs["epochs"] and 1 <= attrs["epochs"] < EPOCHS
+    assert ends[-1] >= deadline - 0.5, (ends, deadline)
+    assert len(ends) == 1 or ends[-2] < deadline + 0.1, (ends, deadline)
+    assert len(trial.intermediate_values) == attrs["epochs"]  # its curve is kept
+    best = max(trial.intermediate_values.values())
+    assert attrs["best_value"] == best
+    assert re.search(
+        rf"The time budget \({TIMEOUT:g} s\) ended this run\. It stopped trial 0 after epoch"
+        rf" {attrs['epochs']}, kept as pruned \(best val_accuracy {best:.4f} at epoch"
+        rf" {attrs['best_epoch']}\)\.$",
+        result.output,
+        re.M,
+    ), result.output
+    # It counts: the study's one trial is finished, and a second run has nothing left to do.
+    assert study_module.counts(study).finished == 1
