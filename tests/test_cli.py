@@ -110,8 +110,8 @@ def test_a_bad_study_file_is_one_line_and_exit_1(workdir: Path):
     assert result.output == (
         f"Error: {path}: unknown key(s) max_epoch, n_trails; allowed: data, direction,"
         " early_stopping, fit, grace_period, heartbeat_interval, max_epochs, metric, metrics,"
-        " model, n_trials, name, pruner, pruner_options, sampler, sampler_options, seed, space,"
-        " timeout, train.\n"
+        " mlflow, model, n_trials, name, pruner, pruner_options, sampler, sampler_options, seed,"
+        " space, tensorboard, timeout, train.\n"
     )
     assert not (workdir / "autotune.db").exists()
 
