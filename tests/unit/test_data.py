@@ -183,6 +183,107 @@ def test_too_few_rows_per_class_get_a_clear_message(tmp_path: Path):
         data.load(csv_table(), tmp_path)
 
 
+def long_csv(tmp_path: Path, cell: str, at: int = 9000, n: int = 10_000) -> Path:
+    """A CSV of ``n`` rows (about 200 KB, more than one block of the reader) whose column b
+    holds ``cell`` on the data row ``at``, the file's line ``at + 2``."""
+    lines = ["a,b,label"]
+    lines += [f"{i},{cell if i == at else f'{i % 7}.5'},{'ab'[i % 2]}" for i in range(n)]
+    (tmp_path / "long.csv").write_text("\n".join(lines) + "\n")
+    return tmp_path / "long.csv"
+
+
+@pytest.mark.parametrize(
+    "cell, message",
+    [
+        ("three", r"column 'b' holds numbers \(line 2: '0.5'\) and text \(line 9002: 'three'\);"),
+        ("", r"column 'b' has 1 missing value\(s\) \(line 9002: ''\)"),
+        (" NaN", r"column 'b' has 1 missing value\(s\) \(line 9002: ' NaN'\)"),
+        ("inf", r"column 'b' holds numbers \(line 2: '0.5'\) and text \(line 9002: 'inf'\);"),
+        ("1e400", r"column 'b' holds numbers \(line 2: '0.5'\) and text \(line 9002: '1e400'\);"),
+    ],
+)
+def test_one_bad_cell_far_down_a_number_column_is_named_with_its_line(
+    tmp_path: Path, cell: str, message: str
+):
+    long_csv(tmp_path, cell)
+    with pytest.raises(DataError, match=message):
+        data.load(csv_table(path="long.csv"), tmp_path)
+
+
+def test_numbers_far_down_read_as_python_reads_them(tmp_path: Path):
+    long_csv(tmp_path, " 1_000.5 ")  # pyarrow refuses this one; Python's float() takes it
+    ds = data.load(csv_table(path="long.csv"), tmp_path)
+    assert ds.features == ("a", "b") and ds.x_train.shape == (6000, 2)
+
+
+def test_a_row_of_the_wrong_length_far_down_is_named_with_its_line(tmp_path: Path):
+    lines = ["a,b,label"] + [f"{i},{i % 7},{'ab'[i % 2]}" for i in range(10_000)]
+    lines[9001] = "9000,3"
+    (tmp_path / "long.csv").write_text("\n".join(lines) + "\n")
+    with pytest.raises(
+        DataError,
+        match=r"long.csv, line 9002: 2 fields, but the header has 3. Check the separator \(','\) and the quoting.",
+    ):
+        data.load(csv_table(path="long.csv"), tmp_path)
+
+
+def test_quoted_separators_newlines_a_bom_and_blank_rows_read_as_python_reads_them(
+    tmp_path: Path,
+):
+    # A BOM before the header, a separator and a newline inside quotes, blank rows of every
+    # kind: the lines counted for a message are the file's, multi-line records included.
+    districts = ["the\nsouth", "north, east"]
+    rows = [f'{i},"{districts[i % 2]}",{"ab"[i % 2]}' for i in range(60)]
+    text = "\ufeffa,district,label\n" + "\n".join(rows[:30]) + "\n,,\n  \n\n , , \n"
+    (tmp_path / "q.csv").write_text(text + "\n".join(rows[30:]) + "\n")
+    ds = data.load(csv_table(path="q.csv"), tmp_path)
+    assert ds.features == ("a", "district=north, east", "district=the\nsouth")
+    assert sum(ds.sizes().values()) == 60
+
+    (tmp_path / "q.csv").write_text(text + "\n".join(rows[30:]) + '\n99,"east",\n')
+    with pytest.raises(DataError, match=r"column 'label' has 1 missing value\(s\) \(line 96: ''\)"):
+        data.load(csv_table(path="q.csv"), tmp_path)
+
+
+def test_a_target_of_numbers_then_text_is_read_as_text_labels(tmp_path: Path):
+    lines = ["a,label"] + [f"{i},{i % 2}" for i in range(10_000)] + ["1,cat", "2,cat", "3,cat"]
+    (tmp_path / "t.csv").write_text("\n".join(lines) + "\n")
+    ds = data.load(csv_table(path="t.csv"), tmp_path)
+    assert ds.classes == ("0", "1", "cat")
+
+
+def test_a_header_without_rows_and_text_not_in_utf8_are_named(tmp_path: Path):
+    (tmp_path / "h.csv").write_text("a,b,label\n\n,,\n")
+    with pytest.raises(
+        DataError, match=r"h.csv: has a header but no rows under it; add one row per example."
+    ):
+        data.load(csv_table(path="h.csv"), tmp_path)
+
+    lines = "a,b,label\n" + "".join(f"{i},{i % 7},{'ab'[i % 2]}\n" for i in range(10_000))
+    (tmp_path / "l.csv").write_bytes((lines + "1,caf\u00e9,a\n").encode("latin-1"))
+    with pytest.raises(
+        DataError,
+        match=r"l.csv, line 10002: cannot be read as CSV text in UTF-8 \('utf-8' codec can't decode byte 0xe9 in position 5: .*\). Save the file as UTF-8.",
+    ):
+        data.load(csv_table(path="l.csv"), tmp_path)
+
+
+def test_a_table_encodes_to_float32_and_hands_its_numbers_over(tmp_path: Path):
+    from autotune.data.csv_reader import Table
+
+    write_csv(tmp_path, houses())
+    table = Table.read(tmp_path / "houses.csv", csv_table(), "classification", "s")
+    assert list(table.columns) == ["size", "rooms", "district", "price"]
+    rows = np.arange(60)
+    x_train, _, _, names, numeric = table.encode(rows[:40], rows[40:50], rows[50:])
+    assert x_train.dtype == np.float32 and numeric == [0, 1, 5]
+    assert names == ("size", "rooms", "district=east", "district=north", "district=south", "price")
+    assert x_train[0, 0] == np.float32(houses()[0][0])
+    assert table.columns["size"] is None and table.columns["district"] is not None
+    with pytest.raises(RuntimeError, match="encoded already"):
+        table.encode(rows[:40], rows[40:50], rows[50:])
+
+
 def test_npz_arrays_with_configurable_names(tmp_path: Path):
     rng = np.random.default_rng(0)
     np.savez(tmp_path / "images.npz", images=rng.random((50, 4, 4)), labels=np.arange(50) % 2)
