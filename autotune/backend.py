@@ -39,6 +39,8 @@ def setup(threads: int | None = None) -> None:
     if _ready:
         return
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    # A GPU's memory as trials need it, not the whole card at once (see autotune.devices).
+    os.environ.setdefault("TF_FORCE_GPU_ALLOW_GROWTH", "true")
     with tempfile.TemporaryFile(mode="w+b") as captured:
         sys.stderr.flush()
         saved = os.dup(2)

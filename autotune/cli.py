@@ -135,6 +135,20 @@ def cli(debug: bool) -> None:
     metavar="URI",
     help="Log the study and its trials (nested runs) to this MLflow tracking URI.",
 )
+@click.option(
+    "--gpus",
+    default="auto",
+    show_default=True,
+    metavar="auto|none|0,1,...",
+    help="The GPUs the workers train on, one each (none: the CPU).",
+)
+@click.option(
+    "--trials-per-gpu",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="How many workers may share one GPU.",
+)
 @quiet_option
 @verbose_option
 @_errors
@@ -152,6 +166,8 @@ def run(
     top: int | None,
     tensorboard: str | None,
     mlflow: str | None,
+    gpus: str,
+    trials_per_gpu: int,
     quiet: bool,
     verbose: bool,
 ) -> None:
@@ -171,6 +187,8 @@ def run(
         autotune run --study ./my_study.toml --n-trials 100 --workers 2
 
         autotune run --study digits_wide --warm-start digits --top 3
+
+        autotune run --study digits_cnn --workers 4 --gpus 0,1 --trials-per-gpu 2
     """
     if top is not None and warm_start is None:
         raise click.UsageError("--top needs --warm-start OTHER_STUDY.")
@@ -195,6 +213,8 @@ def run(
         top=top,
         echo=display.echo,
         watcher=display,
+        gpus=gpus,
+        trials_per_gpu=trials_per_gpu,
     )
     click.echo(console.summary(study, spec, url, timeout=timeout or spec.timeout))
 
@@ -353,6 +373,9 @@ def env(storage: str | None) -> None:
         extra = f" ({platform.platform()})" if package == "python" else ""
         click.echo(f"{package}: {version}{extra}")
     click.echo(f"cpus: {os.cpu_count()}")
+    from autotune import devices
+
+    click.echo(f"devices (TensorFlow): {', '.join(devices.describe())}")
     try:
         click.echo(f"storage: {storage_module.mask(storage_module.resolve_url(storage))}")
     except AutotuneError as e:

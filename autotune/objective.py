@@ -6,6 +6,7 @@ import time
 from typing import TYPE_CHECKING
 
 from autotune import data as data_module
+from autotune import devices
 from autotune.backend import fresh_graphs
 from autotune.check import check_model
 from autotune.errors import TrialFailed
@@ -40,8 +41,9 @@ class Objective:
     Trial attributes: ``epochs`` (trained), ``best_epoch`` (1-based), ``seed``,
     ``stop_reason`` (``completed``, ``early-stopped``, ``pruned``, ``diverged``, ``oom``,
     ``failed``, ``interrupted`` or ``budget``), ``seconds`` (wall time of the trial) and
-    ``worker`` (the local worker's index, when given). A trial that the run's time budget ended
-    is pruned, and keeps ``best_epoch`` and ``best_value`` (its best so far).
+    ``worker`` (the local worker's index, when given), ``device`` (``GPU <n>`` or ``CPU``). A
+    trial that the run's time budget ended is pruned, and keeps ``best_epoch`` and
+    ``best_value`` (its best so far).
 
     Args:
         spec: The study.
@@ -65,6 +67,7 @@ class Objective:
         self.budget = budget
         self.watcher = watcher
         self.worker = worker
+        self.device = devices.current()
         self.dataset = data_module.load(spec.data, spec.folder, where=spec.source)
         check_model(spec, self.dataset)
         self.validation = pipeline(self.dataset.x_val, self.dataset.y_val, VALIDATION_BATCH)
@@ -78,6 +81,7 @@ class Objective:
         params = sample(spec.space, trial)
         seed = trial_seed(spec.seed, trial.number)
         trial.set_user_attr("seed", seed)
+        trial.set_user_attr("device", self.device)
         if self.worker is not None:
             trial.set_user_attr("worker", self.worker)
         watcher, number = self.watcher, trial.number

@@ -26,7 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from autotune import console
+from autotune import console, devices
 from autotune import storage as storage_module
 from autotune import study as study_module
 from autotune.backend import settled
@@ -410,6 +410,8 @@ def run(
     top: int | None = None,
     echo: Echo | None = print,
     watcher: Watcher | None = None,
+    gpus: str = "auto",
+    trials_per_gpu: int = 1,
 ) -> optuna.Study:
     """Runs (or resumes) a study until its total of trials is reached, and returns it.
 
@@ -428,6 +430,9 @@ def run(
             silence.
         watcher: Told of the run's events (:class:`autotune.progress.Display` shows them);
             the trackers the study asks for (:mod:`autotune.trackers`) are told too.
+        gpus: ``auto``, ``none`` or GPU numbers (``0,1``): where the workers train (see
+            :mod:`autotune.devices`).
+        trials_per_gpu: How many local workers may share one GPU.
 
     Returns:
         The ``optuna.Study``.
@@ -459,6 +464,8 @@ def run(
     from autotune import trackers
 
     trackers.check(spec)
+    wanted = devices.parse(gpus)
+    devices.before_tensorflow(wanted, workers)
     budget = Budget(timeout)
     if workers == 1:
         watchers = _watchers(spec, watcher, echo, owner=True)
@@ -467,6 +474,10 @@ def run(
     else:
         search_objective(spec)()  # the same checks; the workers train
         watchers = _watchers(spec, watcher, echo, owner=True)
+    seen = devices.visible()
+    places = devices.plan(wanted, workers, trials_per_gpu, seen)
+    if wanted == devices.AUTO and not seen and echo is not None:
+        echo("No GPU found: training on the CPU.")
     optuna_study = study_module.open_study(spec, url, sampler_seed=spec.seed)
     if warm_start is not None:
         started = warmstart.warm_start(optuna_study, spec.space, warm_start, top=top)
@@ -479,7 +490,8 @@ def run(
             work(optuna_study, lambda: objective, n_trials=spec.n_trials, echo=echo,
                  watcher=watchers, budget=budget)  # fmt: skip
         else:
-            run_workers(spec, url, workers, timeout=timeout, study=optuna_study, watcher=watchers)
+            run_workers(spec, url, workers, timeout=timeout, study=optuna_study, watcher=watchers,
+                        gpus=places)  # fmt: skip
     except Interrupted as e:
         done = study_module.counts(optuna_study).finished
         raise Interrupted(console.interrupted(spec, url, done, e.trial), e.trial) from e
@@ -541,13 +553,15 @@ def run_workers(
     timeout: float | None,
     study: optuna.Study | None = None,
     watcher: Watcher | None = None,
+    gpus: list[str | None] | None = None,
 ) -> None:
     """Runs ``workers`` processes of ``autotune worker`` on the stored study, and waits.
 
     Each gets ``cores / workers`` TensorFlow threads and its own sampler seed. The storage URL
     goes through the environment, so that its password stays out of the process list. While
     they run, ``watcher`` is polled about once a second (it reads their trials from ``study``);
-    if it takes their output (a live display), their lines reach it through pipes.
+    if it takes their output (a live display), their lines reach it through pipes. Worker ``i``
+    sees only the GPUs ``gpus[i]`` names (its ``CUDA_VISIBLE_DEVICES``; None leaves it as is).
 
     Raises:
         Interrupted: Ctrl-C, passed on to the workers.
@@ -571,9 +585,10 @@ def run_workers(
         if timeout:
             command += ["--timeout", str(timeout)]
         command += watcher.worker_flags() if watcher is not None else []
+        place = gpus[index] if gpus else None
         process = subprocess.Popen(
             command,
-            env=env,
+            env=env if place is None else {**env, devices.ENV: place},
             stdout=subprocess.PIPE if output is not None else None,
             text=True,
         )

@@ -11,7 +11,7 @@ from click.testing import CliRunner
 from autotune import study as study_module
 from autotune.cli import cli
 
-from conftest import EPOCHS, slow_study
+from conftest import EPOCHS, nothing_stored, slow_study
 
 EPOCH_SECONDS = 1.0
 TIMEOUT = 2.5
@@ -50,3 +50,30 @@ def test_the_timeout_ends_the_running_trial_within_one_epoch_and_keeps_it_as_pru
     ), result.output
     # It counts: the study's one trial is finished, and a second run has nothing left to do.
     assert study_module.counts(study).finished == 1
+
+
+def test_gpus_auto_on_a_machine_without_one_trains_on_the_cpu_and_says_so(
+    write_study, sqlite_url: str
+):
+    path = write_study(n_trials=2, max_epochs=1)
+    result = CliRunner().invoke(
+        cli, ["run", "--study", str(path), "--storage", sqlite_url, "--gpus", "auto"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "No GPU found: training on the CPU." in result.output.splitlines()
+    study = study_module.load_study("tiny", sqlite_url)
+    assert [t.user_attrs["device"] for t in study.trials] == ["CPU", "CPU"]
+
+
+def test_a_gpu_that_is_not_there_is_one_line_and_nothing_is_stored(write_study, sqlite_url: str):
+    path = write_study(n_trials=2, max_epochs=1)
+    result = CliRunner().invoke(
+        cli,
+        ["run", "--study", str(path), "--storage", sqlite_url, "--gpus", "0,1", "--workers", "2"],
+    )
+    assert result.exit_code == 1
+    assert result.output.splitlines()[-1] == (
+        "Error: --gpus 0,1: GPU 0, 1 is not there; TensorFlow sees no GPU on this machine. Use"
+        " --gpus auto (the GPUs there are, else the CPU) or --gpus none."
+    )
+    assert nothing_stored(sqlite_url)
