@@ -288,7 +288,11 @@ def standardize(
     x_train: np.ndarray, x_val: np.ndarray, x_test: np.ndarray, numeric: Any = None
 ) -> tuple[tuple[np.ndarray, ...], np.ndarray, np.ndarray]:
     """Standardizes each feature (only the ``numeric`` columns, if given) with the training
-    split's mean and deviation; examples of any shape are standardized per value.
+    split's mean and deviation, as scikit-learn's StandardScaler does; examples of any shape
+    are standardized per value.
+
+    The arrays are standardized in place, in their own float type, and returned as float32: a
+    large data set is not held twice.
 
     Returns:
         The three splits, and the scaler's ``mean_`` and ``scale_`` (empty without numeric
@@ -299,17 +303,28 @@ def standardize(
 
     shape = x_train.shape[1:]
     flat = [a.reshape(len(a), -1) for a in (x_train, x_val, x_test)]
-    columns = slice(None) if numeric is None else numeric
-    if numeric == []:  # only one-hot columns, which stay 0 and 1
-        arrays = tuple(a.astype(np.float32).reshape(len(a), *shape) for a in flat)
-        return arrays, np.zeros(0), np.ones(0)
-    scaler = StandardScaler().fit(flat[0][:, columns])
-    out = []
-    for a in flat:
-        a = a.copy()
-        a[:, columns] = scaler.transform(a[:, columns])
-        out.append(a.astype(np.float32).reshape(len(a), *shape))
-    return tuple(out), scaler.mean_, scaler.scale_
+    if numeric is None:
+        # Every value at once: examples of array data are rows of a row-major array.
+        scaler = StandardScaler().fit(flat[0])
+        mean, scale = scaler.mean_, scaler.scale_
+        for a in flat:
+            # As the scaler's transform computes, in the array's type, without its copy.
+            a -= mean.astype(a.dtype)
+            a /= scale.astype(a.dtype)
+    else:
+        # Column by column: a CSV's matrices are column-major, and fitting the number columns
+        # at once would copy them, and the scaler would make a float64 copy of that.
+        fitted = [StandardScaler().fit(flat[0][:, j : j + 1]) for j in numeric]
+        mean = np.array([f.mean_[0] for f in fitted], dtype=np.float64)
+        scale = np.array([f.scale_[0] for f in fitted], dtype=np.float64)
+        for a in flat:
+            real = a.dtype.type
+            for j, m, s in zip(numeric, mean, scale, strict=True):
+                column = a[:, j]
+                column -= real(m)
+                column /= real(s)
+    arrays = tuple(a.astype(np.float32, copy=False).reshape(len(a), *shape) for a in flat)
+    return arrays, mean, scale
 
 
 def reshape(x: np.ndarray, shape: list[int], where: str) -> np.ndarray:
