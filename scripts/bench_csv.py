@@ -163,9 +163,9 @@ def stages(table: dict, folder: Path, base: int) -> dict:
     out = {"read": peak()}
     rows = split(read.y, "classification", table, "bench")
     out["split"] = peak()
-    x_train, x_val, x_test, _, numeric = read.encode(*rows)
+    x_train, x_val, x_test, _, numeric, shift = read.encode(*rows)
     out["encode"] = peak()
-    standardize(x_train, x_val, x_test, numeric)
+    standardize(x_train, x_val, x_test, numeric, shift)
     out["standardize"] = peak()
     return out
 
@@ -261,12 +261,14 @@ standardizing).
 
 The pyarrow reader {verdict}: {new_peak:.1f} MB is {new_peak / numeric:.2f}x the numeric size.
 The peak over imports after each step of one load with it: {", ".join(f"{k} {v:.0f} MB" for k, v in steps.items())}
-(reading holds the number columns as float32 and the text as codes; encoding fills the matrices
-as it frees those columns; `autotune.data.preprocess.standardize` copies each split, and
-scikit-learn makes a float64 working copy of the training split's number columns).
+(reading holds the number columns as float32, each less a shift, and the text as codes;
+splitting is scikit-learn's stratified split, whose index lists are for a moment lists of
+Python objects; encoding fills the matrices as it frees those columns;
+`autotune.data.preprocess.standardize` works in place, one number column at a time).
 
 Same data set from both readers: features and classes {"equal" if compare.get("same_features") else "DIFFER"}, y {"equal" if compare.get("same_y") else "DIFFERS"}; x differs by at most {compare["max_abs_diff_x"]:.2g} (standardized units), as the
-numbers are now rounded to float32 before standardizing rather than after.
+numbers are now rounded to float32 (less their column's shift) before standardizing rather
+than after.
 """
     args.out.write_text(text)
     print(text)

@@ -146,8 +146,9 @@ def test_describe_lines_up_the_figures():
 
 
 # A CSV whose columns try the front's corners: a scale far below Keras' epsilon, a constant
-# column, a category named like Keras' out-of-vocabulary token, and a "/" in a column's name.
-CORNERS_HEADER = ["size", "drift m/s", "floor", "kind", "label"]
+# column, a category named like Keras' out-of-vocabulary token, a "/" in a column's name, and
+# a large offset with a small spread (which float32 would round away, but for the shift).
+CORNERS_HEADER = ["size", "drift m/s", "floor", "kind", "stamp", "label"]
 
 
 def corner_rows(n: int = 90) -> list[list]:
@@ -158,6 +159,7 @@ def corner_rows(n: int = 90) -> list[list]:
             f"{rng.normal(0, 1e-9):.6e}",
             2,
             ["flat", "[UNK]", "villa"][i % 3],
+            repr(1e6 + float(rng.normal())),
             "big" if i % 2 else "small",
         ]
         for i in range(n)
@@ -173,9 +175,10 @@ def test_the_exported_front_encodes_raw_columns_exactly_as_training_did(tmp_path
     table = {"source": "csv", "path": "corners.csv", "target": "label", "task": "classification"}
     dataset = data.load(data.validate(table, "s.toml"), tmp_path)
     assert dataset.preprocessing.columns[1].scale < 1e-8  # below Keras' epsilon
+    assert abs(dataset.preprocessing.columns[4].shift - 1e6) < 1
 
     inputs, x = keras_inputs(dataset.preprocessing)
-    assert sorted(inputs) == ["drift m_s", "floor", "kind", "size"]
+    assert sorted(inputs) == ["drift m_s", "floor", "kind", "size", "stamp"]
     front = keras.Model(inputs, x)
     test = [rows[i] for i in dataset.rows["test"]]
 
@@ -185,6 +188,7 @@ def test_the_exported_front_encodes_raw_columns_exactly_as_training_did(tmp_path
             "drift m_s": np.array([float(r[1]) for r in rows]),
             "floor": np.array([float(r[2]) for r in rows]),
             "kind": np.array([r[3] for r in rows]),
+            "stamp": np.array([float(r[4]) for r in rows]),
         }
 
     assert np.array_equal(front(columns(test)).numpy(), dataset.x_test)  # to the last bit
@@ -192,8 +196,8 @@ def test_the_exported_front_encodes_raw_columns_exactly_as_training_did(tmp_path
     loaded = keras.saving.load_model(tmp_path / "front.keras")
     assert np.array_equal(loaded(columns(test)).numpy(), dataset.x_test)
     # a category that training never saw encodes as all zeros, as in the training arrays
-    unseen = columns([[50.0, 0.0, 2, "castle"]])
-    assert loaded(unseen).numpy()[0, 3:].tolist() == [0.0, 0.0, 0.0]
+    unseen = columns([[50.0, 0.0, 2, "castle", 1e6]])
+    assert loaded(unseen).numpy()[0, 3:6].tolist() == [0.0, 0.0, 0.0]
 
 
 def test_the_exported_front_of_arrays_standardizes_and_reshapes():

@@ -156,13 +156,15 @@ def _load_cached(key: str, folder: str, stamp: Any, where: str) -> Dataset:
         y = targets(y, task, f"{label}: y")
         encode = functools.partial(_split_rows, check_features(x, len(y), label))
     train, val, test = split(y, task, data, label)
-    x_train, x_val, x_test, names, numeric = encode(train, val, test)
+    x_train, x_val, x_test, names, numeric, shift = encode(train, val, test)
     raw_shape, raw_dtype = x_train.shape[1:], x_train.dtype.name
-    (x_train, x_val, x_test), mean, scale = standardize(x_train, x_val, x_test, numeric)
+    (x_train, x_val, x_test), mean, scale = standardize(x_train, x_val, x_test, numeric, shift)
     reshaped = data.get("reshape")
     if kind == "csv":
         features = list(table.columns)
-        preprocessing = of_columns(features, names, numeric, mean, scale, reshaped, raw_dtype)
+        preprocessing = of_columns(
+            features, names, numeric, mean, scale, reshaped, raw_dtype, shift
+        )
     else:
         preprocessing = of_arrays(raw_shape, mean, scale, reshaped, raw_dtype)
     if "reshape" in data:
@@ -206,5 +208,5 @@ def _load_cached(key: str, folder: str, stamp: Any, where: str) -> Dataset:
 def _split_rows(
     x: np.ndarray, train: np.ndarray, val: np.ndarray, test: np.ndarray
 ) -> tuple[Any, ...]:
-    """Array features split by rows: no names, every column numeric."""
-    return x[train], x[val], x[test], (), None
+    """Array features split by rows: no names, every column numeric, nothing shifted."""
+    return x[train], x[val], x[test], (), None, None

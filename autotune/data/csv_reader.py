@@ -1,6 +1,6 @@
 """A user's CSV file: read, checked cell by cell (naming the file, line and column of any
-problem), and encoded: numbers as they are, text columns one-hot with the training split's
-categories.
+problem), and encoded: numbers as float32 less a shift per column (see :class:`NumberColumn`),
+text columns one-hot with the training split's categories.
 
 pyarrow parses the file in blocks, so that memory stays bounded: every column as numbers until
 a cell that is not one turns up, wherever it is; then that column is read again as text, and
@@ -12,6 +12,7 @@ cell far down a file is named as precisely as one near the top. The file's lines
 from __future__ import annotations
 
 import csv
+import math
 import re
 from collections.abc import Callable, Generator, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -40,6 +41,21 @@ SHOWN = 3
 
 
 @dataclass(frozen=True)
+class NumberColumn:
+    """A number column: each row's number less ``shift``, computed in float64 and rounded to
+    float32.
+
+    Numbers such as timestamps or prices, about 1e6 give or take 1, are 0.0625 apart once
+    rounded to float32 as they are: standardized, off by up to 0.03. Less a shift near the
+    column's values, what float32 rounds off is as small against their spread as against a
+    column near 0, and standardizing, which subtracts the mean anyway, is the same.
+    """
+
+    values: np.ndarray
+    shift: float
+
+
+@dataclass(frozen=True)
 class TextColumn:
     """A text column: its distinct values (stripped, sorted) and each row's index into them."""
 
@@ -52,8 +68,8 @@ class TextColumn:
 
 
 class Table:
-    """A CSV file's checked columns: feature columns as numbers (float32) or as text
-    (:class:`TextColumn`), and the target.
+    """A CSV file's checked columns: feature columns as numbers (:class:`NumberColumn`) or as
+    text (:class:`TextColumn`), and the target.
 
     A table is encoded once: :meth:`encode` moves the number columns into the matrices it
     returns, and leaves ``None`` in their place, so that a large file is not held twice.
@@ -62,7 +78,7 @@ class Table:
     def __init__(self, path: Path, separator: str) -> None:
         self.path = path
         self.separator = separator
-        # name -> float32 array (None once encoded), or TextColumn; in the order of the features
+        # name -> NumberColumn (None once encoded) or TextColumn, in the order of the features
         self.columns: dict[str, Any] = {}
         self.y: Any = None
         self._lines: dict[int, int] = {}  # row of data -> the file's line, for messages
@@ -146,7 +162,7 @@ class Table:
         fix = "Fill them in, drop those rows, or leave the column out of [data] features."
         self._missing(name, cells, fix)
         if not cells.text.count:
-            return cells.numbers_array()
+            return cells.number_column()
         if cells.number.count:
             first_number = _Cells(1, cells.number.first[:1])
             raise DataError(
@@ -157,11 +173,12 @@ class Table:
         return cells.text_column()
 
     def encode(self, train: np.ndarray, val: np.ndarray, test: np.ndarray) -> tuple[Any, ...]:
-        """The three splits' feature matrices (float32): numbers as they are, text one-hot
-        encoded with the training split's categories.
+        """The three splits' feature matrices (float32): numbers less their column's shift, text
+        one-hot encoded with the training split's categories.
 
         Returns:
-            x_train, x_val, x_test, the column names, and the indices of the numeric columns.
+            x_train, x_val, x_test, the column names, the indices of the numeric columns, and
+            their shifts.
         """
         import numpy as np
 
@@ -170,10 +187,12 @@ class Table:
         splits = (train, val, test)
         names: list[str] = []
         numeric: list[int] = []
+        shift: list[float] = []
         kept: dict[str, np.ndarray] = {}  # text column -> its categories' codes in train
         for name, values in self.columns.items():
             if not isinstance(values, TextColumn):
                 numeric.append(len(names))
+                shift.append(values.shift)
                 names.append(name)
                 continue
             kept[name] = np.unique(values.codes[train])
@@ -191,7 +210,7 @@ class Table:
         for name, values in self.columns.items():
             if not isinstance(values, TextColumn):
                 for x, rows in zip(xs, splits, strict=True):
-                    x[:, j] = values[rows]
+                    x[:, j] = values.values[rows]
                 self.columns[name] = None  # moved into the matrices
                 j += 1
                 continue
@@ -203,7 +222,7 @@ class Table:
                 hit = np.flatnonzero(at >= 0)
                 x[hit, at[hit]] = 1.0
             j += len(kept[name])
-        return xs[0], xs[1], xs[2], tuple(names), numeric
+        return xs[0], xs[1], xs[2], tuple(names), numeric, shift
 
 
 @dataclass
@@ -263,6 +282,7 @@ class _Column:
         self.missing = _Cells()
         # A target's numbers stay float64: a class label such as 123456789 must stay whole.
         self.numbers = _Buffer(np.float64 if labels else np.float32, rows)
+        self.shift: float | None = None  # a feature's: see NumberColumn
         self.codes = _Buffer(np.int32, rows)
         self.categories: dict[str, int] = {}  # stripped text -> code, in the order first seen
 
@@ -275,7 +295,7 @@ class _Column:
             self.number.count += int(len(values) - empty.sum())
         else:
             self.number.count += len(values)
-        self.numbers.append(values)
+        self._keep(values)
 
     def add_text(self, cells: list[str], start: int) -> None:
         """Sorts a block's cells, by their distinct values, into numbers, text and missing."""
@@ -303,12 +323,25 @@ class _Column:
             rows = np.flatnonzero(kinds == k)
             cells_of_kind.add(rows, start, lambda i: cells[i])
         if (kind == 0).any():
-            self.numbers.append(value[index])
+            self._keep(value[index])
         if (code >= 0).any():
             self.codes.append(code[index])
 
+    def _keep(self, values: np.ndarray) -> None:
+        """Keeps a block's numbers (NaN where a cell is not one): a target's as they are, a
+        feature's less the column's shift, which the first block with a number sets."""
+        if not self.labels:
+            if self.shift is None:
+                self.shift = _shift(values)
+            if self.shift:
+                values = values - self.shift
+        self.numbers.append(values)
+
     def numbers_array(self) -> np.ndarray:
         return self.numbers.result()
+
+    def number_column(self) -> NumberColumn:
+        return NumberColumn(self.numbers.result(), self.shift or 0.0)
 
     def text_column(self) -> TextColumn:
         """The text as sorted categories and codes into them (as ``numpy.unique`` sorts)."""
@@ -319,6 +352,23 @@ class _Column:
         rank = np.empty(len(order), dtype=np.int32)
         rank[order] = np.arange(len(order), dtype=np.int32)
         return TextColumn(categories[order], rank[self.codes.result()])
+
+
+def _shift(values: np.ndarray) -> float | None:
+    """A shift for a column (see :class:`NumberColumn`) from its first block: the block's mean,
+    rounded to the order of its spread (1000000.0 for 1e6 give or take 1, 3.0 for small whole
+    numbers, which stay whole), or None if the block holds no number."""
+    import numpy as np
+
+    numbers = values[np.isfinite(values)]
+    if not len(numbers):
+        return None
+    mean, spread = float(numbers.mean()), float(numbers.std())
+    if not math.isfinite(mean):  # numbers near float64's limit overflow a sum; float32's anyway
+        return 0.0
+    if 0 < spread < math.inf:
+        mean = round(mean, -math.floor(math.log10(spread)))
+    return mean + 0.0  # not -0.0
 
 
 class _AsText(Exception):

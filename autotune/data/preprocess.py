@@ -34,6 +34,11 @@ class Column:
         mean, scale: The training split's mean and the StandardScaler's scale (1 for a column
             that holds one value); numbers only.
         categories: The training split's categories, in the order of the one-hot columns.
+        shift: Subtracted from a number, in float64, before it is rounded to the
+            preprocessing's type; numbers only. The CSV reader takes one near the column's
+            values, so that rounding keeps the digits that tell them apart (a timestamp's, a
+            price's). The rounded ``value - shift`` is standardized with ``mean - shift``
+            (computed in float64) and ``scale``, each rounded to that type.
     """
 
     name: str
@@ -41,6 +46,7 @@ class Column:
     mean: float = 0.0
     scale: float = 1.0
     categories: tuple[str, ...] = ()
+    shift: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -73,7 +79,13 @@ class Preprocessing:
         if self.columns:
             out = {
                 "columns": [
-                    {"name": c.name, "type": c.type, "mean": c.mean, "scale": c.scale}
+                    {
+                        "name": c.name,
+                        "type": c.type,
+                        "mean": c.mean,
+                        "scale": c.scale,
+                        "shift": c.shift,
+                    }
                     if c.type == NUMBER
                     else {"name": c.name, "type": c.type, "categories": list(c.categories)}
                     for c in self.columns
@@ -95,6 +107,7 @@ def of_columns(
     scale: Iterable[float],
     reshape: Sequence[int] | None = None,
     dtype: str = "float32",
+    shift: Iterable[float] | None = None,
 ) -> Preprocessing:
     """The preprocessing of a CSV's encoded feature matrix.
 
@@ -106,9 +119,12 @@ def of_columns(
         mean, scale: The scaler's statistics of the number columns, in the same order.
         reshape: ``[data] reshape``, if given.
         dtype: The matrix's float type.
+        shift: The number columns' shifts, in the same order (none by default).
     """
     numbers = set(numeric)
-    statistics = dict(zip(sorted(numbers), zip(mean, scale, strict=True), strict=True))
+    shifts = [0.0] * len(numbers) if shift is None else shift
+    figures = zip(mean, scale, shifts, strict=True)
+    statistics = dict(zip(sorted(numbers), figures, strict=True))
     number_names = {names[i]: i for i in numbers}
     # A one-hot column belongs to the text column whose name is its longest prefix before "=".
     text = sorted((f for f in features if f not in number_names), key=len, reverse=True)
@@ -121,8 +137,8 @@ def of_columns(
     columns = []
     for feature in features:
         if feature in number_names:
-            m, s = statistics[number_names[feature]]
-            columns.append(Column(feature, NUMBER, float(m), float(s)))
+            m, s, c = statistics[number_names[feature]]
+            columns.append(Column(feature, NUMBER, float(m), float(s), shift=float(c)))
         else:
             columns.append(Column(feature, TEXT, categories=tuple(categories[feature])))
     return Preprocessing(columns=tuple(columns), reshape=_shape(reshape), dtype=dtype)
@@ -160,8 +176,8 @@ def keras_inputs(preprocessing: Preprocessing) -> tuple[Any, Any]:
     as training encoded it, from built-in layers only (a saved model loads without autotune).
 
     A CSV's model takes a dict of inputs, one per feature column (named by :func:`input_name`):
-    numbers as float64 (rounded to the preprocessing's type first, as the CSV reader rounds
-    them), text as strings. Array data is one float32 input.
+    numbers as float64 (less the column's shift, then rounded to the preprocessing's type, as
+    the CSV reader rounds them), text as strings. Array data is one float32 input.
 
     Returns:
         The inputs (a dict, or one tensor) and the float32 tensor to call the model on.
@@ -175,9 +191,7 @@ def keras_inputs(preprocessing: Preprocessing) -> tuple[Any, Any]:
             name = input_name(column.name)
             if column.type == NUMBER:
                 inputs[name] = keras.Input(shape=(1,), dtype="float64", name=name)
-                parts.append(
-                    _standardized(inputs[name], [column.mean], [column.scale], preprocessing.dtype)
-                )
+                parts.append(_number(inputs[name], column, preprocessing.dtype))
             else:
                 inputs[name] = keras.Input(shape=(1,), dtype="string", name=name)
                 parts.append(_one_hot(inputs[name], column.categories))
@@ -201,6 +215,16 @@ def keras_inputs(preprocessing: Preprocessing) -> tuple[Any, Any]:
 # Keras' Normalization divides by max(sqrt(variance), epsilon), epsilon 1e-7 by default; a
 # scale below this is first multiplied up by a power of two, which changes no digit.
 _SMALL_SCALE = 1e-3
+
+
+def _number(x: Any, column: Column, dtype: str) -> Any:
+    """A number column standardized as :func:`standardize` did it: less its shift in float64,
+    rounded to ``dtype`` (by the next layer), then less ``mean - shift`` and over ``scale``."""
+    if column.shift:
+        # A Normalization keeps the shift as a float64 variable and subtracts it in float64;
+        # Rescaling's offset would pass through float32 on its way.
+        x = _standardized(x, [column.shift], [1.0], "float64")
+    return _standardized(x, [column.mean - column.shift], [column.scale], dtype)
 
 
 def _standardized(x: Any, mean: Sequence[float], scale: Sequence[float], dtype: str) -> Any:
@@ -285,7 +309,11 @@ def split(y: np.ndarray, task: str, data: Mapping[str, Any], label: str) -> tupl
 
 
 def standardize(
-    x_train: np.ndarray, x_val: np.ndarray, x_test: np.ndarray, numeric: Any = None
+    x_train: np.ndarray,
+    x_val: np.ndarray,
+    x_test: np.ndarray,
+    numeric: Any = None,
+    shift: Sequence[float] | None = None,
 ) -> tuple[tuple[np.ndarray, ...], np.ndarray, np.ndarray]:
     """Standardizes each feature (only the ``numeric`` columns, if given) with the training
     split's mean and deviation, as scikit-learn's StandardScaler does; examples of any shape
@@ -293,6 +321,13 @@ def standardize(
 
     The arrays are standardized in place, in their own float type, and returned as float32: a
     large data set is not held twice.
+
+    Args:
+        numeric: The indices of the columns to standardize; all by default.
+        shift: What the ``numeric`` columns' values had subtracted before they were rounded to
+            their type (:class:`Column`); the means returned are of the values before. A column
+            is standardized with ``mean - shift``, computed in float64, as :func:`keras_inputs`
+            computes it.
 
     Returns:
         The three splits, and the scaler's ``mean_`` and ``scale_`` (empty without numeric
@@ -315,13 +350,14 @@ def standardize(
         # Column by column: a CSV's matrices are column-major, and fitting the number columns
         # at once would copy them, and the scaler would make a float64 copy of that.
         fitted = [StandardScaler().fit(flat[0][:, j : j + 1]) for j in numeric]
-        mean = np.array([f.mean_[0] for f in fitted], dtype=np.float64)
+        shifts = np.zeros(len(fitted)) if shift is None else np.asarray(shift, dtype=np.float64)
+        mean = shifts + [f.mean_[0] for f in fitted]
         scale = np.array([f.scale_[0] for f in fitted], dtype=np.float64)
         for a in flat:
             real = a.dtype.type
-            for j, m, s in zip(numeric, mean, scale, strict=True):
+            for j, m, s, c in zip(numeric, mean, scale, shifts, strict=True):
                 column = a[:, j]
-                column -= real(m)
+                column -= real(m - c)
                 column /= real(s)
     arrays = tuple(a.astype(np.float32, copy=False).reshape(len(a), *shape) for a in flat)
     return arrays, mean, scale

@@ -5,6 +5,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from sklearn.preprocessing import StandardScaler
 
 from autotune import data
 from autotune.data.preprocess import split
@@ -216,6 +217,32 @@ def test_numbers_far_down_read_as_python_reads_them(tmp_path: Path):
     assert ds.features == ("a", "b") and ds.x_train.shape == (6000, 2)
 
 
+@pytest.mark.parametrize("read_as", ["numbers", "text"])
+def test_a_column_with_a_large_offset_is_standardized_as_in_float64(tmp_path: Path, read_as):
+    # Timestamps or prices: about 1e6, give or take 1. Rounded to float32 as they are, they
+    # would be 0.06 apart, and their standardized values off by up to 0.03.
+    rng = np.random.default_rng(0)
+    stamp = 1e6 + rng.normal(size=10_000)
+    cells = [repr(v) for v in stamp.tolist()]
+    if read_as == "text":  # pyarrow refuses this cell: the column is read again, by float()
+        cells[-1] = f"{stamp[-1]:_}"
+    lines = ["stamp,label"] + [f"{cell},{'ab'[i % 2]}" for i, cell in enumerate(cells)]
+    (tmp_path / "s.csv").write_text("\n".join(lines) + "\n")
+    ds = data.load(csv_table(path="s.csv"), tmp_path)
+
+    train = stamp[ds.rows["train"], None]
+    scaler = StandardScaler().fit(train)
+    for split_name, x in (("train", ds.x_train), ("validation", ds.x_val), ("test", ds.x_test)):
+        exact = scaler.transform(stamp[ds.rows[split_name], None])
+        assert np.abs(x - exact).max() < 1e-5
+    rounded = (train.astype(np.float32) - scaler.mean_) / scaler.scale_
+    assert np.abs(rounded - scaler.transform(train)).max() > 1e-2  # what the test guards
+    (column,) = ds.preprocessing.columns
+    assert abs(column.shift - 1e6) < 1  # what the reader subtracted before rounding
+    assert abs(column.mean - scaler.mean_[0]) < 1e-6 * scaler.scale_[0]
+    assert column.scale == pytest.approx(scaler.scale_[0], rel=1e-6)
+
+
 def test_a_row_of_the_wrong_length_far_down_is_named_with_its_line(tmp_path: Path):
     lines = ["a,b,label"] + [f"{i},{i % 7},{'ab'[i % 2]}" for i in range(10_000)]
     lines[9001] = "9000,3"
@@ -275,10 +302,11 @@ def test_a_table_encodes_to_float32_and_hands_its_numbers_over(tmp_path: Path):
     table = Table.read(tmp_path / "houses.csv", csv_table(), "classification", "s")
     assert list(table.columns) == ["size", "rooms", "district", "price"]
     rows = np.arange(60)
-    x_train, _, _, names, numeric = table.encode(rows[:40], rows[40:50], rows[50:])
+    x_train, _, _, names, numeric, shift = table.encode(rows[:40], rows[40:50], rows[50:])
     assert x_train.dtype == np.float32 and numeric == [0, 1, 5]
     assert names == ("size", "rooms", "district=east", "district=north", "district=south", "price")
-    assert x_train[0, 0] == np.float32(houses()[0][0])
+    assert x_train[0, 0] == np.float32(houses()[0][0] - shift[0])
+    assert shift[1] == 3.0 and x_train[0, 1] == houses()[0][1] - 3  # small whole numbers stay whole
     assert table.columns["size"] is None and table.columns["district"] is not None
     with pytest.raises(RuntimeError, match="encoded already"):
         table.encode(rows[:40], rows[40:50], rows[50:])

@@ -47,7 +47,7 @@ def test_a_csv_keeps_each_columns_scaling_and_categories_in_input_order(tmp_path
         [[float(r[header.index(c)]) for c in ("size", "floor", "rooms")] for r in train]
     )
     prep = ds.preprocessing
-    scaler = StandardScaler().fit(numbers.astype(prep.dtype))
+    scaler = StandardScaler().fit(numbers)
     assert [(c.name, c.type) for c in prep.columns] == [
         ("size", "number"),
         ("district", "text"),
@@ -55,15 +55,17 @@ def test_a_csv_keeps_each_columns_scaling_and_categories_in_input_order(tmp_path
         ("rooms", "number"),
     ]
     size, district, floor, rooms = prep.columns
-    # the scaler's own figures (summed in another memory order here, hence approx)
-    assert [size.mean, floor.mean, rooms.mean] == pytest.approx(scaler.mean_, rel=1e-9)
-    assert [size.scale, floor.scale, rooms.scale] == pytest.approx(scaler.scale_, rel=1e-9)
+    # the scaler's figures, but for the reader's rounding to float32 (less a shift; see below)
+    assert [size.mean, floor.mean, rooms.mean] == pytest.approx(scaler.mean_, rel=1e-7)
+    assert [size.scale, floor.scale, rooms.scale] == pytest.approx(scaler.scale_, rel=1e-7)
     assert floor.scale == 1.0  # a constant column is not divided by zero
     assert district.categories == ("east", "north", "south")
     assert prep.shape == () and prep.reshape is None
-    # the training arrays are those numbers, standardized in the type the reader gave them
+    # the training arrays are those numbers less the shift, rounded to the type the reader gave
+    # them, and standardized in it, as the exported model computes them
     x, real = ds.x_train, np.dtype(prep.dtype).type
-    standardized = (numbers[:, 0].astype(prep.dtype) - real(size.mean)) / real(size.scale)
+    shifted = (numbers[:, 0] - size.shift).astype(prep.dtype)
+    standardized = (shifted - real(size.mean - size.shift)) / real(size.scale)
     assert np.array_equal(x[:, 0], standardized.astype(np.float32))
     assert np.array_equal(
         x[:, 1:4], np.array([[r[1] == c for c in district.categories] for r in train], np.float32)
@@ -121,11 +123,14 @@ def test_one_hot_columns_go_to_the_text_column_whose_name_is_their_longest_prefi
 
 def test_the_preprocessing_as_plain_data():
     prep = Preprocessing(
-        columns=(Column("n", "number", 1.5, 2.0), Column("t", "text", categories=("a", "b")))
+        columns=(
+            Column("n", "number", 1.5, 2.0, shift=1.0),
+            Column("t", "text", categories=("a", "b")),
+        )
     )
     assert prep.as_dict() == {
         "columns": [
-            {"name": "n", "type": "number", "mean": 1.5, "scale": 2.0},
+            {"name": "n", "type": "number", "mean": 1.5, "scale": 2.0, "shift": 1.0},
             {"name": "t", "type": "text", "categories": ["a", "b"]},
         ],
         "dtype": "float32",
