@@ -43,6 +43,7 @@ from autotune.spec import StudySpec
 if TYPE_CHECKING:
     import optuna
 
+    from autotune.checkpoints import Checkpoints
     from autotune.data import Dataset
 
 Params = Mapping[str, Any]
@@ -86,8 +87,8 @@ def batch_size_for(params: Params, n_train: int) -> int:
     return max(1, min(int(params.get("batch_size", 32)), n_train))
 
 
-def pipeline(x: Any, y: Any, batch_size: int, *, shuffle_seed: int | None = None) -> Any:
-    """A cached ``tf.data`` pipeline over in-memory arrays, reshuffled every epoch if seeded.
+def pipeline(x: Any, y: Any, batch_size: int) -> Any:
+    """A cached ``tf.data`` pipeline over in-memory arrays, in order (validation, scoring).
 
     Keras' own path for NumPy arrays rebuilds its input pipeline every epoch, which costs small
     models several times the training itself.
@@ -95,9 +96,38 @@ def pipeline(x: Any, y: Any, batch_size: int, *, shuffle_seed: int | None = None
     import tensorflow as tf
 
     data = tf.data.Dataset.from_tensor_slices((x, y)).cache()
-    if shuffle_seed is not None:
-        data = data.shuffle(len(x), seed=shuffle_seed, reshuffle_each_iteration=True)
     return data.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+
+
+def training_pipeline(x: Any, y: Any, batch_size: int, *, seed: int, epoch: Any) -> Any:
+    """The training split in batches, in an order fixed by the seed and the epoch: each pass
+    reads the ``epoch`` variable when it starts and shuffles the rows by it (a stateless
+    shuffle), then gathers each batch's rows at once.
+
+    The order of epoch ``k`` is the same however many passes came before (Keras' ``fit`` opens
+    two per epoch), so a trial that goes on from a checkpoint at epoch ``k`` sees the batches an
+    uninterrupted one would have seen.
+    """
+    import tensorflow as tf
+
+    rows = len(x)
+    features, labels = tf.constant(x), tf.constant(y)
+    key = tf.constant(seed % 2**31, tf.int64)
+
+    def order(_: Any) -> Any:
+        shuffled = tf.random.experimental.stateless_shuffle(
+            tf.range(rows, dtype=tf.int64), seed=tf.stack([key, epoch.read_value()])
+        )
+        return tf.data.Dataset.from_tensor_slices(shuffled)
+
+    batches = (
+        tf.data.Dataset.from_tensors(0)
+        .flat_map(order)
+        .batch(batch_size)
+        .map(lambda rows_: (tf.gather(features, rows_), tf.gather(labels, rows_)))
+    )
+    known = batches.apply(tf.data.experimental.assert_cardinality(math.ceil(rows / batch_size)))
+    return known.prefetch(tf.data.AUTOTUNE)
 
 
 def compile_model(model: Any, params: Params, dataset: Dataset, max_epochs: int) -> None:
@@ -208,7 +238,10 @@ class TrainingData:
         epochs: int,
         max_epochs: int,
         validation: Any = None,
+        initial_epoch: int = 0,
     ) -> None:
+        import tensorflow as tf
+
         self.dataset = dataset
         self.params = params
         self.seed = seed
@@ -216,7 +249,11 @@ class TrainingData:
         self.max_epochs = max_epochs
         self.batch_size = batch_size_for(params, len(dataset.x_train))
         self.steps_per_epoch = math.ceil(len(dataset.x_train) / self.batch_size)
-        self.train = pipeline(dataset.x_train, dataset.y_train, self.batch_size, shuffle_seed=seed)
+        self.initial_epoch = initial_epoch
+        self.epoch = tf.Variable(initial_epoch, dtype=tf.int64, trainable=False)
+        self.train = training_pipeline(
+            dataset.x_train, dataset.y_train, self.batch_size, seed=seed, epoch=self.epoch
+        )
         self.validation = (
             validation
             if validation is not None
@@ -256,6 +293,15 @@ class Reporter:
         on_epoch: Called with the 0-based epoch and its metrics once they are checked, before
             the pruner decides (what the progress display and the trackers read).
         budget: The run's time; once spent, ``report`` ends the trial as pruned.
+        checkpoints: Saves the trial's state every so many epochs (see
+            :mod:`autotune.checkpoints`), once :meth:`resume` has said what to save.
+
+    A training loop hands the reporter what it owns, and starts from the epoch it returns (0,
+    or where the trial's last attempt left off)::
+
+        start = reporter.resume(model, optimizer)
+        for epoch in range(start, data.epochs):
+            ...
 
     Attributes:
         epochs: Epochs reported so far.
@@ -263,6 +309,8 @@ class Reporter:
         stopped: Whether early stopping ended training.
         out_of_time: Whether the run's time budget ended the trial.
         seconds: Wall time spent in the pruner (its storage writes and decision).
+        pending: A checkpoint to go on from, which :meth:`resume` restores.
+        resumed_from: The epochs done at the checkpoint this trial went on from, or None.
     """
 
     def __init__(
@@ -274,6 +322,7 @@ class Reporter:
         label: str = "",
         on_epoch: Callable[[int, Mapping[str, float]], None] | None = None,
         budget: Budget | None = None,
+        checkpoints: Checkpoints | None = None,
     ) -> None:
         self.metric = spec.metric
         self.maximize = spec.direction == "maximize"
@@ -283,6 +332,15 @@ class Reporter:
         self.on_epoch = on_epoch
         self.budget = budget
         self.out_of_time = False
+        self.checkpoints = checkpoints
+        self.pending: dict[str, Any] | None = None
+        self.on_resume: Callable[[list[float]], None] | None = None
+        self.resumed_from: int | None = None
+        # Set by train(): one example (a subclassed model makes its weights when called), and
+        # what keeps the training pipeline's epoch up to date in a training loop.
+        self.example: Any = None
+        self.next_epoch: Callable[[int], None] | None = None
+        self._tracked: tuple[Any, Any] | None = None
         self.label = label or spec.source
         self.epochs = 0
         self.values: list[float] = []
@@ -303,6 +361,12 @@ class Reporter:
             optuna.TrialPruned: The pruner ended the trial, or the run's time budget did.
         """
         values = {name: _number(value) for name, value in {**(logs or {}), **metrics}.items()}
+        if epoch == 0 and self.resumed_from:
+            raise TrialFailed(
+                f"this trial went on from epoch {self.resumed_from} of an earlier attempt, but"
+                f" {self.label} started again at epoch 0. Pass initial_epoch=data.initial_epoch"
+                f" to model.fit (or loop from reporter.resume's epoch)"
+            )
         if epoch != self.epochs:
             raise ModelError(
                 f"{self.label} reported epoch {epoch} after"
@@ -335,7 +399,45 @@ class Reporter:
 
             self.out_of_time = True
             raise optuna.TrialPruned(f"The time budget ended the trial at epoch {epoch}.")
+        if self.next_epoch is not None:
+            self.next_epoch(epoch)
+        self._checkpoint(epoch)
         return self.stopped
+
+    def resume(self, model: Any, optimizer: Any = None) -> int:
+        """Hands over the model and the optimizer that the training owns: each checkpoint saves
+        them, and a trial that goes on from an earlier attempt's checkpoint has them restored
+        here (with the random generators, the epochs and the values so far).
+
+        Returns:
+            The epoch to train from: 0, or the epochs the checkpoint had done.
+        """
+        from autotune.checkpoints import restore
+
+        self._tracked = (model, optimizer)
+        if self.pending is None:
+            return self.epochs
+        payload, self.pending = self.pending, None
+        restore(model, optimizer, payload["training"], self.example)
+        state = payload["reporter"]
+        self.epochs, self.values = int(state["epochs"]), list(state["values"])
+        self._reference, self._wait = state["reference"], int(state["wait"])
+        self.resumed_from = self.epochs
+        if self.on_resume is not None:
+            self.on_resume(self.values)
+        return self.epochs
+
+    def _checkpoint(self, epoch: int) -> None:
+        """Saves the trial's state after ``epoch`` when a checkpoint is due."""
+        from autotune.checkpoints import capture
+
+        if self.checkpoints is None or self._tracked is None or self.stopped:
+            return
+        if not self.checkpoints.due(epoch):
+            return
+        state = {"epochs": self.epochs, "values": list(self.values),
+                 "reference": self._reference, "wait": self._wait}  # fmt: skip
+        self.checkpoints.save(self.epochs, {"reporter": state, "training": capture(*self._tracked)})
 
     def _early_stopping(self, epoch: int, value: float) -> None:
         """Keras' EarlyStopping rule: an improvement beats the best by more than min_delta."""
@@ -377,6 +479,10 @@ class Reporter:
         reporter = self
 
         class Callback(keras.callbacks.Callback):
+            def on_train_begin(self, logs: dict[str, float] | None = None) -> None:
+                if reporter._tracked is None:  # a user's fit: the model it trains
+                    reporter._tracked = (self.model, self.model.optimizer)
+
             def on_epoch_end(self, epoch: int, logs: dict[str, float] | None = None) -> None:
                 if reporter.report(epoch, logs or {}):
                     self.model.stop_training = True
@@ -489,17 +595,23 @@ def train(
     seconds: dict[str, float] = {"build": 0.0}
     start = time.perf_counter()
     keras.utils.set_random_seed(seed)
+    pending = reporter.pending if reporter is not None else None
     data = TrainingData(
         dataset, params, seed=seed, epochs=epochs or spec.max_epochs,
         max_epochs=spec.max_epochs, validation=validation,
+        initial_epoch=int(pending["reporter"]["epochs"]) if pending else 0,
     )  # fmt: skip
     try:
         if spec.loop is not None:
             reporter = reporter or Reporter(spec, early_stopping=False, label=label_of(spec))
+            _hook(reporter, data)
             model = _run_loop(spec, params, data, reporter)
         else:
             model = build_model(spec, params, dataset)
             compile_model(model, params, dataset, spec.max_epochs)
+            if reporter is not None:
+                _hook(reporter, data)
+                reporter.resume(model, model.optimizer)
             seconds["build"] = time.perf_counter() - start
             _fit(spec, params, model, data, reporter)
         seconds["fit"] = time.perf_counter() - start - seconds["build"]
@@ -518,21 +630,40 @@ def train(
     return Trained(model, reporter.epochs, best_epoch, value, stop_reason, seconds)
 
 
+def _hook(reporter: Reporter, data: TrainingData) -> None:
+    """Lets the reporter build a subclassed model's weights and keep ``data.epoch`` current."""
+    reporter.example = data.x_train[:1]
+    reporter.next_epoch = lambda epoch: data.epoch.assign(epoch + 1)
+
+
+def _epoch_callback(data: TrainingData) -> Any:
+    """A Keras callback that sets ``data.epoch`` as each epoch begins (the training pipeline's
+    order follows it)."""
+    import keras
+
+    class Epoch(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch: int, logs: dict[str, float] | None = None) -> None:
+            data.epoch.assign(epoch)
+
+    return Epoch()
+
+
 def _fit(
     spec: StudySpec, params: Params, model: Any, data: TrainingData, reporter: Reporter | None
 ) -> None:
     """Trains a compiled model with Keras' ``fit``, or with the user's ``fit``."""
     import keras
 
-    callbacks: list[Any] = []
+    callbacks: list[Any] = [_epoch_callback(data)]
     if reporter is not None:
         scores = _scores_callback(spec, data)
-        callbacks = [c for c in (scores, reporter.keras_callback()) if c is not None]
+        callbacks += [c for c in (scores, reporter.keras_callback()) if c is not None]
     if spec.fit_function is None:
         model.fit(
             data.train,
             validation_data=data.validation if reporter is not None else None,
             epochs=data.epochs,
+            initial_epoch=data.initial_epoch,
             shuffle=False,  # the pipeline shuffles
             verbose=0,
             callbacks=callbacks,

@@ -56,16 +56,21 @@ def test_finished_trials_leave_no_traced_functions_behind(sqlite_url: str):
     from tensorflow.python.eager import context
     from tensorflow.python.framework import ops
 
-    def held() -> tuple[int, int]:
+    def held() -> tuple[set[str], int]:
         gradients = sum(1 for name in ops._gradient_registry._registry if "CustomGradient" in name)
         # "__wrapped__<op>" functions are TensorFlow's cache of eager ops, one per op signature.
-        traced = [n for n in context.context().list_function_names() if "__wrapped__" not in n]
-        return len(traced), gradients
+        traced = {n for n in context.context().list_function_names() if "__wrapped__" not in n}
+        return traced, gradients
 
     runner.run(from_dict(tiny_raw(n_trials=2, pruner="none")), storage=sqlite_url, echo=None)
-    after_two = held()
+    after_two, gradients = held()
     runner.run(from_dict(tiny_raw(n_trials=6, pruner="none")), storage=sqlite_url, echo=None)
-    assert held() == after_two
+    after_six, gradients_after = held()
+    # What the last trial traced is freed as the next one starts: nothing of the first run's
+    # trials is left after the second's, however many trials ran, and no gradient function.
+    assert after_two and after_six.isdisjoint(after_two)
+    assert not any(name.startswith("__inference_Dataset_") for name in after_six)
+    assert gradients == gradients_after == 0
     assert gc.get_freeze_count() == 0  # the process's objects are the collector's again
 
 
