@@ -12,6 +12,7 @@ import os
 import sys
 import traceback
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import click
@@ -136,11 +137,14 @@ def cli(debug: bool) -> None:
     help="Log the study and its trials (nested runs) to this MLflow tracking URI.",
 )
 @click.option(
+    "--artifacts",
+    metavar="DIR",
+    help="Where checkpoints and the best model go (default: beside the SQLite file).",
+)
+@click.option(
     "--gpus",
-    default="auto",
-    show_default=True,
     metavar="auto|none|0,1,...",
-    help="The GPUs the workers train on, one each (none: the CPU).",
+    help="The GPUs the workers train on, one each (default auto: those there are; none: the CPU).",
 )
 @click.option(
     "--trials-per-gpu",
@@ -166,7 +170,8 @@ def run(
     top: int | None,
     tensorboard: str | None,
     mlflow: str | None,
-    gpus: str,
+    artifacts: str | None,
+    gpus: str | None,
     trials_per_gpu: int,
     quiet: bool,
     verbose: bool,
@@ -199,7 +204,7 @@ def run(
 
     spec = resolve(study_name).with_overrides(
         n_trials=n_trials, sampler=sampler, pruner=pruner, max_epochs=max_epochs, seed=seed,
-        tensorboard=tensorboard, mlflow=mlflow,
+        tensorboard=tensorboard, mlflow=mlflow, artifacts=artifacts,
     )  # fmt: skip
     url = storage_module.resolve_url(storage)
     display = _display(quiet, verbose)
@@ -397,12 +402,19 @@ def env(storage: str | None) -> None:
     show_default=True,
     help="The port to listen on; 0 picks a free one.",
 )
+@click.option(
+    "--artifacts",
+    metavar="DIR",
+    type=click.Path(file_okay=False),
+    help="The artifact folder (default: beside the SQLite file, else ./autotune-artifacts).",
+)
 @_errors
-def dashboard(storage: str | None, host: str, port: int) -> None:
+def dashboard(storage: str | None, host: str, port: int, artifacts: str | None) -> None:
     """Serve optuna-dashboard on the storage that `run` writes to, until Ctrl-C.
 
     The dashboard shows every study in the storage, live: the optimization history, the
-    learning curves, the importances and each trial's params and attributes.
+    learning curves, the importances and each trial's params and attributes, and the artifacts
+    (running trials' checkpoints, each study's best model).
 
     Example:
 
@@ -420,7 +432,9 @@ def dashboard(storage: str | None, host: str, port: int) -> None:
         click.echo(f"optuna-dashboard on {storage_module.mask(url)}: {address}")
         click.echo("Stop it with Ctrl-C.")
 
-    dashboard_module.serve(url, host, port, ready=ready)
+    dashboard_module.serve(
+        url, host, port, ready=ready, artifacts=Path(artifacts) if artifacts else None
+    )
     click.echo("Dashboard stopped.")
 
 

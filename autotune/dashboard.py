@@ -10,6 +10,7 @@ from __future__ import annotations
 import socket
 import warnings
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from autotune import storage as storage_module
@@ -52,13 +53,18 @@ def page_url(host: str, port: int) -> str:
     return f"http://{shown}:{port}/dashboard"
 
 
-def make_server(url: str, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT) -> Any:
-    """A bound (not yet serving) WSGI server of optuna-dashboard on the storage at ``url``.
+def make_server(
+    url: str, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, artifacts: Path | None = None
+) -> Any:
+    """A bound (not yet serving) WSGI server of optuna-dashboard on the storage at ``url``,
+    with the artifact store (trials' checkpoints, the best model) that ``autotune run`` writes.
 
     Args:
         url: A resolved storage URL.
         host: The address to listen on; 127.0.0.1 keeps the dashboard on this machine.
         port: The port; 0 picks a free one.
+        artifacts: The artifact folder; by default the storage's (see
+            :func:`autotune.checkpoints.default_folder`). One that does not exist is not made.
 
     Raises:
         AutotuneError: The address is in use or cannot be bound.
@@ -82,7 +88,13 @@ def make_server(url: str, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT) ->
     # trials would fill the terminal, and the page already says what it can.
     warnings.filterwarnings("ignore", category=UserWarning, module=r"optuna\.importance")
     storage = storage_module.open_storage(url, retry_stale=False)
-    app = optuna_dashboard.wsgi(storage)
+    from optuna.artifacts import FileSystemArtifactStore
+
+    from autotune.checkpoints import default_folder
+
+    folder = artifacts if artifacts is not None else default_folder(url)
+    store = FileSystemArtifactStore(str(folder)) if folder.is_dir() else None
+    app = optuna_dashboard.wsgi(storage, artifact_store=store)
     if host in LOOPBACK:
         app = host_guard(app)
     try:
@@ -100,15 +112,16 @@ def serve(
     port: int = DEFAULT_PORT,
     *,
     ready: Callable[[str], None] | None = None,
+    artifacts: Path | None = None,
 ) -> None:
     """Serves optuna-dashboard on the storage at ``url`` until Ctrl-C.
 
     Args:
         url: A resolved storage URL.
-        host, port: Where to listen; see :func:`make_server`.
+        host, port, artifacts: Where to listen, and the artifacts; see :func:`make_server`.
         ready: Called with the page's address once the server accepts connections.
     """
-    server = make_server(url, host, port)
+    server = make_server(url, host, port, artifacts)
     try:
         if ready is not None:
             ready(page_url(host, server.server_port))

@@ -5,8 +5,8 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING
 
+from autotune import checkpoints, devices
 from autotune import data as data_module
-from autotune import devices
 from autotune.backend import fresh_graphs
 from autotune.check import check_model
 from autotune.errors import TrialFailed
@@ -27,6 +27,7 @@ from autotune.trial import (
 if TYPE_CHECKING:
     import optuna
 
+    from autotune.checkpoints import Store
     from autotune.watch import Watcher
 
 
@@ -50,6 +51,7 @@ class Objective:
         watcher: Told when each trial starts and each epoch ends (:mod:`autotune.watch`).
         worker: This local worker's index, recorded on each trial.
         budget: The run's time, which ends a trial at the first epoch past it.
+        artifacts: The study's artifact store: each trial's checkpoints, the best model.
 
     Raises:
         DataError, ModelError: From loading the data or checking the model.
@@ -62,9 +64,11 @@ class Objective:
         watcher: Watcher | None = None,
         worker: int | None = None,
         budget: Budget | None = None,
+        artifacts: Store | None = None,
     ) -> None:
         self.spec = spec
         self.budget = budget
+        self.artifacts = artifacts
         self.watcher = watcher
         self.worker = worker
         self.device = devices.current()
@@ -79,7 +83,12 @@ class Objective:
         start = time.perf_counter()
         spec = self.spec
         params = sample(spec.space, trial)
+        store = self.artifacts
+        resume = checkpoints.resume_point(trial, store) if store is not None else None
+        # A retry trains the configuration of the attempt it retries, with that attempt's seed.
         seed = trial_seed(spec.seed, trial.number)
+        if resume is not None and resume.seed is not None:
+            seed = int(resume.seed)
         trial.set_user_attr("seed", seed)
         trial.set_user_attr("device", self.device)
         if self.worker is not None:
@@ -87,13 +96,20 @@ class Objective:
         watcher, number = self.watcher, trial.number
         if watcher is not None:
             watcher.trial_started(number, params)
+        saving = None
+        if store is not None and spec.checkpoint_every:
+            saving = checkpoints.Checkpoints(trial, store, spec.checkpoint_every)
         reporter = Reporter(
             spec,
             prune=optuna_pruning(trial),
             label=label_of(spec),
             on_epoch=(lambda e, m: watcher.epoch_ended(number, e, m)) if watcher else None,
             budget=self.budget,
+            checkpoints=saving,
         )
+        if resume is not None and resume.payload is not None:
+            reporter.pending = resume.payload
+            reporter.on_resume = lambda values: _went_on(trial, values, resume)
         self.last = None
         try:
             with fresh_graphs():
@@ -101,6 +117,9 @@ class Objective:
                     spec, params, self.dataset,
                     seed=seed, reporter=reporter, validation=self.validation,
                 )  # fmt: skip
+                if store is not None and trained.value is not None:
+                    checkpoints.keep_if_best(trial.study, trial, trained.value, trained.model,
+                                             store)  # fmt: skip
                 # The trial keeps its figures; its model goes with the graphs it traced.
                 trained.model = None
         except optuna.TrialPruned:
@@ -109,18 +128,34 @@ class Objective:
                 best_epoch, best_value = reporter.best()
                 trial.set_user_attr("best_epoch", best_epoch)
                 trial.set_user_attr("best_value", best_value)
+            if saving is not None:
+                saving.discard()
             raise
         except TrialFailed as e:
             _record(trial, e.reason, reporter.epochs, start)
+            if saving is not None:
+                saving.discard()
             raise
         except KeyboardInterrupt:
+            # Its checkpoint stays: the trial runs again on resume and goes on from it.
             _record(trial, "interrupted", reporter.epochs, start)
             raise
         self.last = trained
         _record(trial, trained.stop_reason, trained.epochs, start)
         trial.set_user_attr("best_epoch", trained.best_epoch)
+        if saving is not None:
+            saving.discard()
         assert trained.value is not None  # a reporter was given
         return trained.value
+
+
+def _went_on(trial: optuna.Trial, values: list[float], resume: checkpoints.Resume) -> None:
+    """A retried trial went on from its attempt's checkpoint: the epochs before it join its
+    learning curve, and it says where it went on from."""
+    for step, value in enumerate(values):
+        trial.report(value, step)
+    trial.set_user_attr("resumed_from_epoch", resume.epoch)
+    trial.set_user_attr("resumed_from_trial", resume.trial)
 
 
 def _record(trial: optuna.Trial, reason: str, epochs: int, start: float) -> None:

@@ -26,7 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from autotune import console, devices
+from autotune import checkpoints, console, devices
 from autotune import storage as storage_module
 from autotune import study as study_module
 from autotune.backend import settled
@@ -369,18 +369,19 @@ def search_objective(
     watcher: Watcher | None = None,
     worker: int | None = None,
     budget: Budget | None = None,
+    artifacts: checkpoints.Store | None = None,
 ) -> Callable[[], ObjectiveFn]:
     """The factory of the search's objective: TensorFlow set up for this process (with
     ``threads`` threads), the data loaded and the model checked; ``watcher`` is told of each
-    trial's start and epochs, ``worker`` recorded on each trial, and ``budget`` ends a trial
-    at the first epoch past it."""
+    trial's start and epochs, ``worker`` recorded on each trial, ``budget`` ends a trial at the
+    first epoch past it, and ``artifacts`` keeps checkpoints and the best model."""
 
     def make() -> ObjectiveFn:
         from autotune.backend import setup
         from autotune.objective import Objective
 
         setup(threads)
-        return Objective(spec, watcher=watcher, worker=worker, budget=budget)
+        return Objective(spec, watcher=watcher, worker=worker, budget=budget, artifacts=artifacts)
 
     return make
 
@@ -410,7 +411,7 @@ def run(
     top: int | None = None,
     echo: Echo | None = print,
     watcher: Watcher | None = None,
-    gpus: str = "auto",
+    gpus: str | None = None,
     trials_per_gpu: int = 1,
 ) -> optuna.Study:
     """Runs (or resumes) a study until its total of trials is reached, and returns it.
@@ -431,7 +432,8 @@ def run(
         watcher: Told of the run's events (:class:`autotune.progress.Display` shows them);
             the trackers the study asks for (:mod:`autotune.trackers`) are told too.
         gpus: ``auto``, ``none`` or GPU numbers (``0,1``): where the workers train (see
-            :mod:`autotune.devices`).
+            :mod:`autotune.devices`); None is ``auto`` without its note on a machine with no
+            GPU.
         trials_per_gpu: How many local workers may share one GPU.
 
     Returns:
@@ -464,19 +466,21 @@ def run(
     from autotune import trackers
 
     trackers.check(spec)
-    wanted = devices.parse(gpus)
+    wanted = devices.parse(gpus or devices.AUTO)
     devices.before_tensorflow(wanted, workers)
     budget = Budget(timeout)
+    artifacts = checkpoints.Store(checkpoints.folder(spec, url))
     if workers == 1:
         watchers = _watchers(spec, watcher, echo, owner=True)
         # Loads the data and checks the model.
-        objective = search_objective(spec, watcher=watchers, budget=budget)()
+        objective = search_objective(spec, watcher=watchers, budget=budget,
+                                     artifacts=artifacts)()  # fmt: skip
     else:
         search_objective(spec)()  # the same checks; the workers train
         watchers = _watchers(spec, watcher, echo, owner=True)
     seen = devices.visible()
     places = devices.plan(wanted, workers, trials_per_gpu, seen)
-    if wanted == devices.AUTO and not seen and echo is not None:
+    if gpus is not None and wanted == devices.AUTO and not seen and echo is not None:
         echo("No GPU found: training on the CPU.")
     optuna_study = study_module.open_study(spec, url, sampler_seed=spec.seed)
     if warm_start is not None:
@@ -533,8 +537,9 @@ def join(
     prefix = f"[worker {worker_index}] " if worker_index is not None else ""
     watchers = _watchers(spec, watcher, echo, owner=False)
     budget = Budget(timeout)
+    artifacts = checkpoints.Store(checkpoints.folder(spec, url))
     objective = search_objective(spec, threads, watcher=watchers, worker=worker_index,
-                                 budget=budget)  # fmt: skip
+                                 budget=budget, artifacts=artifacts)  # fmt: skip
     try:
         watchers.started(optuna_study, spec, timeout=timeout)
         return work(optuna_study, objective, n_trials=spec.n_trials, echo=echo, prefix=prefix,

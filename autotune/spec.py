@@ -65,6 +65,8 @@ _KEYS: dict[str, tuple[type | tuple[type, ...], str]] = {
     "space": (dict, "a table of parameter definitions"),
     "tensorboard": ((bool, str), "true, or the folder of TensorBoard's logs"),
     "mlflow": ((bool, str), "true, or an MLflow tracking URI"),
+    "checkpoint_every": ((int, str), 'a whole number of epochs (0: never), or "auto"'),
+    "artifacts": (str, "the folder of checkpoints and the best model"),
 }
 # The stored form also holds the folder where relative paths start (the study file's), so that
 # workers elsewhere find the user's files; a study file has no need to set it.
@@ -115,6 +117,9 @@ class StudySpec:
             (see :mod:`autotune.trackers`).
         mlflow: Log the study and its trials to MLflow: True (``sqlite:///mlflow.db``) or a
             tracking URI.
+        checkpoint_every: Epochs between a trial's checkpoints, 0 for none, or ``"auto"``
+            (see :mod:`autotune.checkpoints`).
+        artifacts: The folder of checkpoints and the best model; None for the default.
     """
 
     name: str
@@ -146,6 +151,8 @@ class StudySpec:
     fit_function: Callable[..., Any] | None = field(default=None, repr=False, compare=False)
     tensorboard: bool | str = False
     mlflow: bool | str = False
+    checkpoint_every: int | str = "auto"
+    artifacts: str | None = None
 
     @property
     def task(self) -> str:
@@ -177,9 +184,11 @@ class StudySpec:
         out["space"] = dict(self.space_overrides)
         out["data"] = dict(self.data)
         out["metrics"] = list(self.metrics)
-        for key in ("timeout", "train", "fit", "tensorboard", "mlflow"):
+        for key in ("timeout", "train", "fit", "tensorboard", "mlflow", "artifacts"):
             if out[key] is None or out[key] is False:
                 del out[key]
+        if out["checkpoint_every"] == "auto":
+            del out["checkpoint_every"]
         if not self.metrics:
             del out["metrics"]
         if self.train:
@@ -266,9 +275,15 @@ def from_dict(
         )
     if values.get("timeout") is not None and values["timeout"] <= 0:
         raise StudySpecError(f"{source}: 'timeout' must be positive, but got {values['timeout']}.")
-    for key in ("tensorboard", "mlflow"):
+    for key in ("tensorboard", "mlflow", "artifacts"):
         if values.get(key) == "":
             raise StudySpecError(f"{source}: '{key}' must be {_KEYS[key][1]}, but got ''.")
+    every = values.get("checkpoint_every", "auto")
+    if (isinstance(every, str) and every != "auto") or (isinstance(every, int) and every < 0):
+        raise StudySpecError(
+            f"{source}: 'checkpoint_every' must be {_KEYS['checkpoint_every'][1]}, but got"
+            f" {every!r}."
+        )
     model = values.get("model", "mlp")
     if model not in FAMILIES and not references.is_reference(model):
         raise StudySpecError(f"{source}: unknown model '{model}'; allowed: {ALLOWED_MODELS}.")

@@ -122,6 +122,33 @@ def to_toml(raw: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+# A small loop of a user's kind: a sigmoid model, trained batch by batch, reporting each epoch.
+LOOP = """
+SPACE = {"units": {"low": 4, "high": 16}}
+
+def train(params, data, reporter):
+    import keras
+    import tensorflow as tf
+    inputs = keras.Input(shape=data.input_shape)
+    hidden = keras.layers.Dense(params["units"], activation="relu")(inputs)
+    model = keras.Model(inputs, keras.layers.Dense(1, activation="sigmoid")(hidden))
+    optimizer = data.optimizer()
+    loss_fn = keras.losses.BinaryCrossentropy()
+    accuracy = keras.metrics.BinaryAccuracy()
+    for epoch in range(data.epochs):
+        for x, y in data.train:
+            with tf.GradientTape() as tape:
+                loss = loss_fn(y, model(x, training=True))
+            optimizer.apply_gradients(zip(tape.gradient(loss, model.trainable_variables),
+                                          model.trainable_variables))
+        accuracy.reset_state()
+        for x, y in data.validation:
+            accuracy.update_state(y, model(x))
+        REPORT
+    return model
+"""
+REPORT = "if reporter.report(epoch, loss=loss, val_accuracy=accuracy.result()):\n            break"
+
 # A user's fit whose epochs take SECONDS each once it trains on the whole training split
 # (the check before the first trial fits 64 rows, and stays quick); it writes the time each
 # such epoch ends into epochs.log in the current folder.
@@ -142,17 +169,25 @@ class Slow(keras.callbacks.Callback):
 def fit(params, model, data, callbacks):
     slow = [Slow(SECONDS)] if len(data.x_train) > 100 else []
     return model.fit(data.train, validation_data=data.validation, epochs=data.epochs, verbose=0,
-                     shuffle=False,
+                     shuffle=False, initial_epoch=data.initial_epoch,
                      callbacks=[*slow, *callbacks])
 """
 EPOCHS = 8
 
 
-def slow_study(folder: Path, seconds: float) -> Path:
-    """A one-trial study whose epochs take ``seconds`` each, never stopped early."""
+def run_command(study: str | Path, storage: str) -> list[str]:
+    """``autotune run`` of a study in a process of its own."""
+    import sys
+
+    return [sys.executable, "-m", "autotune", "run", "--study", str(study), "--storage", storage]
+
+
+def slow_study(folder: Path, seconds: float, **overrides: Any) -> Path:
+    """A one-trial study whose epochs take ``seconds`` each, never stopped early; keyword
+    arguments replace its keys."""
     (folder / "slow.py").write_text(SLOW_FIT.replace("SECONDS", repr(seconds)))
     raw = tiny_raw("slow", n_trials=1, max_epochs=EPOCHS, pruner="none",
-                   early_stopping={"patience": EPOCHS})  # fmt: skip
+                   early_stopping={"patience": EPOCHS}, **overrides)  # fmt: skip
     raw["fit"] = "slow.py:fit"
     path = folder / "slow.toml"
     path.write_text(to_toml(raw))

@@ -13,7 +13,7 @@ from click.testing import CliRunner
 
 from autotune.cli import cli
 
-from conftest import FIXTURES
+from conftest import FIXTURES, run_command
 
 
 def invoke(*args: str) -> "object":
@@ -108,7 +108,8 @@ def test_a_bad_study_file_is_one_line_and_exit_1(workdir: Path):
     result = invoke("run", "--study", str(path))
     assert result.exit_code == 1
     assert result.output == (
-        f"Error: {path}: unknown key(s) max_epoch, n_trails; allowed: data, direction,"
+        f"Error: {path}: unknown key(s) max_epoch, n_trails; allowed: artifacts, checkpoint_every,"
+        " data, direction,"
         " early_stopping, fit, grace_period, heartbeat_interval, max_epochs, metric, metrics,"
         " mlflow, model, n_trials, name, pruner, pruner_options, sampler, sampler_options, seed,"
         " space, tensorboard, timeout, train.\n"
@@ -160,16 +161,7 @@ def test_env_reports_versions(sqlite_url: str):
 @pytest.mark.slow
 def test_ctrl_c_keeps_finished_trials_and_resume_completes(write_study, sqlite_url: str):
     path = write_study(n_trials=2, max_epochs=150, pruner="none", early_stopping={"patience": 150})
-    command = [
-        sys.executable,
-        "-m",
-        "autotune",
-        "run",
-        "--study",
-        str(path),
-        "--storage",
-        sqlite_url,
-    ]
+    command = run_command(path, sqlite_url)
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     for line in process.stdout:
         if line.startswith("trial "):
@@ -219,7 +211,7 @@ def test_a_run_in_a_process_of_its_own_prints_nothing_on_stderr(write_study, sql
     # Neither TensorFlow's start-up chatter nor Optuna's warnings reach the user.
     path = write_study(n_trials=2, max_epochs=1)
     result = subprocess.run(
-        [sys.executable, "-m", "autotune", "run", "--study", str(path), "--storage", sqlite_url],
+        run_command(path, sqlite_url),
         capture_output=True, text=True, timeout=600,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr

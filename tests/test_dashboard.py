@@ -144,3 +144,44 @@ def test_requests_for_another_host_are_refused_so_a_page_elsewhere_cannot_delete
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_the_dashboard_serves_the_best_model_that_the_run_kept_as_an_artifact(
+    write_study, sqlite_url: str, workdir: Path
+):
+    import http.client
+    import json
+    import threading
+
+    from autotune import checkpoints, dashboard, runner
+
+    study = runner.run(str(write_study(n_trials=3, max_epochs=2)), storage=sqlite_url, echo=None)
+    kept = study.user_attrs[checkpoints.BEST_MODEL_ATTR]
+    assert kept["trial"] == study.best_trial.number
+    folder = checkpoints.default_folder(sqlite_url)
+    assert folder == workdir / "studies-artifacts"
+    # One model is left: the best trial's (every trial's checkpoint went when it ended).
+    assert [p.name for p in folder.iterdir()] == [kept["artifact"]]
+
+    server = dashboard.make_server(sqlite_url, "127.0.0.1", 0)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+
+    def get(path: str) -> tuple[int, bytes]:
+        connection = http.client.HTTPConnection("127.0.0.1", server.server_port, timeout=30)
+        connection.request("GET", path)
+        response = connection.getresponse()
+        return response.status, response.read()
+
+    try:
+        status, body = get(f"/api/studies/{study._study_id}")
+        assert status == 200
+        listed = json.loads(body)["artifacts"]
+        assert [(a["artifact_id"], a["filename"]) for a in listed] == [
+            (kept["artifact"], f"best-trial-{kept['trial']}.keras")
+        ]
+        status, model = get(f"/artifacts/{study._study_id}/{kept['artifact']}")
+        assert status == 200
+        assert model == (folder / kept["artifact"]).read_bytes() and model[:2] == b"PK"
+    finally:
+        server.shutdown()
+        server.server_close()

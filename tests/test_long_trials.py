@@ -1,17 +1,33 @@
-"""Long trials on real hardware: a time budget that holds within one epoch."""
+"""Long trials on real hardware: a time budget that holds within one epoch, GPU placement on a
+machine without one, and a killed worker's trial that goes on from its last checkpoint."""
 
 from __future__ import annotations
 
+import os
 import re
+import signal
+import subprocess
+import time
 from pathlib import Path
 
 import optuna
+import pytest
 from click.testing import CliRunner
 
+from autotune import runner
 from autotune import study as study_module
 from autotune.cli import cli
+from autotune.errors import Interrupted
 
-from conftest import EPOCHS, nothing_stored, slow_study
+from conftest import (
+    EPOCHS,
+    LOOP,
+    nothing_stored,
+    run_command,
+    slow_study,
+    tiny_raw,
+    to_toml,
+)
 
 EPOCH_SECONDS = 1.0
 TIMEOUT = 2.5
@@ -77,3 +93,117 @@ def test_a_gpu_that_is_not_there_is_one_line_and_nothing_is_stored(write_study, 
         " --gpus auto (the GPUs there are, else the CPU) or --gpus none."
     )
     assert nothing_stored(sqlite_url)
+
+
+def epochs_logged(folder: Path) -> list[float]:
+    log = folder / "epochs.log"
+    return [float(line) for line in log.read_text().split()] if log.exists() else []
+
+
+@pytest.mark.slow
+def test_a_killed_workers_trial_goes_on_from_its_last_checkpoint_and_ends_where_one_run_would(
+    workdir: Path, sqlite_url: str
+):
+    path = slow_study(workdir, seconds=0.5, checkpoint_every=1)
+    command = run_command(path, sqlite_url)
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    worker = subprocess.Popen(
+        command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    storage = optuna.storages.RDBStorage(sqlite_url)
+    deadline = time.monotonic() + 120
+    saved = None
+    while time.monotonic() < deadline and worker.poll() is None:
+        time.sleep(0.1)
+        try:
+            trials = optuna.load_study(study_name="slow", storage=storage).trials
+        except KeyError:
+            continue
+        saved = trials[0].user_attrs.get("checkpoint") if trials else None
+        if saved and saved["epoch"] >= 3:
+            worker.send_signal(signal.SIGKILL)
+            break
+    worker.wait()
+    assert saved and saved["epoch"] >= 3, "no checkpoint at epoch 3 before the run ended"
+    first_attempt = len(epochs_logged(workdir))
+
+    # The next run fails the dead trial once its heartbeat is 4 s old, and retries it.
+    again = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stderr
+    study = study_module.load_study("slow", sqlite_url)
+    dead, retry = study.trials
+    assert dead.state == optuna.trial.TrialState.FAIL
+    assert retry.state == optuna.trial.TrialState.COMPLETE
+    epoch = dead.user_attrs["checkpoint"]["epoch"]  # its last checkpoint
+    assert retry.user_attrs["resumed_from_trial"] == 0
+    assert retry.user_attrs["resumed_from_epoch"] == epoch >= 3
+    assert retry.user_attrs["seed"] == dead.user_attrs["seed"]
+    assert sorted(retry.intermediate_values) == list(range(EPOCHS))  # one learning curve
+    # Epochs trained across both attempts: at most max_epochs + checkpoint_every.
+    assert first_attempt + (EPOCHS - epoch) == len(epochs_logged(workdir)) <= EPOCHS + 1
+
+    # The same study run once, uninterrupted, in another folder: the same curve and value.
+    other = workdir / "uninterrupted"
+    other.mkdir()
+    once = subprocess.run(
+        [*command[:-1], f"sqlite:///{other / 'once.db'}"], cwd=other, env=env,
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert once.returncode == 0, once.stderr
+    (whole,) = study_module.load_study("slow", f"sqlite:///{other / 'once.db'}").trials
+    for step, value in whole.intermediate_values.items():
+        assert retry.intermediate_values[step] == pytest.approx(value, abs=1e-6), step
+    assert retry.value == pytest.approx(whole.value, abs=1e-6)
+
+
+# A user's training loop with dropout that hands its model and optimizer to the reporter, and
+# is stopped by Ctrl-C at the start of epoch 4 the first time it runs in its folder.
+RESUMABLE_LOOP = "import os\n" + LOOP.replace(
+    "(inputs)\n    model",
+    "(inputs)\n    hidden = keras.layers.Dropout(0.2)(hidden)\n    model",
+).replace(
+    "    for epoch in range(data.epochs):\n",
+    "    start = reporter.resume(model, optimizer)\n"
+    "    for epoch in range(start, data.epochs):\n"
+    '        if epoch == 4 and not os.path.exists("interrupted"):\n'
+    '            open("interrupted", "w").close()\n'
+    "            raise KeyboardInterrupt\n",
+).replace("REPORT", "reporter.report(epoch, loss=loss, val_accuracy=accuracy.result())")
+
+
+def loop_study_in(folder: Path) -> Path:
+    folder.mkdir(exist_ok=True)
+    (folder / "loop.py").write_text(RESUMABLE_LOOP)
+    raw = tiny_raw("loop", n_trials=1, max_epochs=EPOCHS, pruner="none", checkpoint_every=1,
+                   early_stopping={"patience": EPOCHS},
+                   space={"batch_size": 64, "learning_rate": 0.05, "optimizer": "adam",
+                          "decay": "cosine"})  # fmt: skip
+    raw["train"] = "loop.py:train"
+    (folder / "loop.toml").write_text(to_toml(raw))
+    return folder / "loop.toml"
+
+
+def test_a_training_loop_stopped_by_ctrl_c_goes_on_from_its_checkpoint_on_resume(
+    workdir: Path, monkeypatch: pytest.MonkeyPatch
+):
+    url = f"sqlite:///{workdir / 'loop.db'}"
+    path = loop_study_in(workdir / "stopped")
+    monkeypatch.chdir(path.parent)
+    with pytest.raises(Interrupted):
+        runner.run(str(path), storage=url, echo=None)
+    runner.run(str(path), storage=url, echo=None)
+    stopped, resumed = study_module.load_study("loop", url).trials
+    assert stopped.state == optuna.trial.TrialState.FAIL
+    assert stopped.user_attrs["stop_reason"] == "interrupted"
+    assert resumed.user_attrs["resumed_from_trial"] == 0
+    assert resumed.user_attrs["resumed_from_epoch"] == 4
+    assert sorted(resumed.intermediate_values) == list(range(EPOCHS))
+
+    once_path = loop_study_in(workdir / "once")
+    (once_path.parent / "interrupted").touch()  # never stopped
+    monkeypatch.chdir(once_path.parent)
+    once_url = f"sqlite:///{workdir / 'once.db'}"
+    (whole,) = runner.run(str(once_path), storage=once_url, echo=None).trials
+    for step, value in whole.intermediate_values.items():
+        assert resumed.intermediate_values[step] == pytest.approx(value, abs=1e-6), step
+    assert resumed.value == pytest.approx(whole.value, abs=1e-6)

@@ -19,37 +19,11 @@ from autotune import study as study_module
 from autotune.cli import cli
 from autotune.spec import from_dict, load
 
-from conftest import nothing_stored, tiny_raw, to_toml
+from conftest import LOOP, REPORT, nothing_stored, tiny_raw, to_toml
 
 EXAMPLES = Path(__file__).parent.parent / "examples"
 COUNTED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
 
-# A small loop of a user's kind: a sigmoid model, trained batch by batch, reporting each epoch.
-LOOP = """
-SPACE = {"units": {"low": 4, "high": 16}}
-
-def train(params, data, reporter):
-    import keras
-    import tensorflow as tf
-    inputs = keras.Input(shape=data.input_shape)
-    hidden = keras.layers.Dense(params["units"], activation="relu")(inputs)
-    model = keras.Model(inputs, keras.layers.Dense(1, activation="sigmoid")(hidden))
-    optimizer = data.optimizer()
-    loss_fn = keras.losses.BinaryCrossentropy()
-    accuracy = keras.metrics.BinaryAccuracy()
-    for epoch in range(data.epochs):
-        for x, y in data.train:
-            with tf.GradientTape() as tape:
-                loss = loss_fn(y, model(x, training=True))
-            optimizer.apply_gradients(zip(tape.gradient(loss, model.trainable_variables),
-                                          model.trainable_variables))
-        accuracy.reset_state()
-        for x, y in data.validation:
-            accuracy.update_state(y, model(x))
-        REPORT
-    return model
-"""
-REPORT = "if reporter.report(epoch, loss=loss, val_accuracy=accuracy.result()):\n            break"
 LOOP_SPACE = {"batch_size": 128, "learning_rate": 0.05, "optimizer": "adam", "decay": "none"}
 
 

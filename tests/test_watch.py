@@ -10,7 +10,6 @@ import re
 import select
 import struct
 import subprocess
-import sys
 import termios
 import time
 from pathlib import Path
@@ -24,13 +23,9 @@ from autotune import runner, trackers
 from autotune import study as study_module
 from autotune.cli import cli
 
-from conftest import EPOCHS, slow_study, tiny_raw, to_toml
+from conftest import EPOCHS, run_command, slow_study, tiny_raw, to_toml
 
 COLUMNS, ROWS = 120, 40
-
-
-def command(path: Path, storage: str) -> list[str]:
-    return [sys.executable, "-m", "autotune", "run", "--study", str(path), "--storage", storage]
 
 
 def environment(**extra: str) -> dict[str, str]:
@@ -44,7 +39,7 @@ def test_a_terminal_shows_the_running_trials_epochs_advancing(workdir: Path, sql
     path = slow_study(workdir, seconds=1.0)
     master, slave = os.openpty()
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", ROWS, COLUMNS, 0, 0))
-    process = subprocess.Popen(command(path, sqlite_url), stdin=slave, stdout=slave,
+    process = subprocess.Popen(run_command(path, sqlite_url), stdin=slave, stdout=slave,
                                stderr=slave, env=environment(), close_fds=True)  # fmt: skip
     os.close(slave)
     screen = pyte.Screen(COLUMNS, ROWS)
@@ -95,7 +90,7 @@ def test_the_same_run_into_a_file_is_plain_lines_with_a_status_for_a_long_trial(
 ):
     path = slow_study(workdir, seconds=0.7)
     with open(workdir / "log.txt", "wb") as log:
-        subprocess.run(command(path, sqlite_url), stdout=log, stderr=subprocess.STDOUT,
+        subprocess.run(run_command(path, sqlite_url), stdout=log, stderr=subprocess.STDOUT,
                        env=environment(AUTOTUNE_STATUS_SECONDS="2"), check=True)  # fmt: skip
     text = (workdir / "log.txt").read_text()
     assert not re.search(r"[\x00-\x08\x0b-\x1f\x7f]", text), repr(text)

@@ -11,7 +11,9 @@ The loop is the article's, changed only where the search reaches it:
   loop would want once it takes many small steps;
 - ``data.epochs`` replaces the fixed 100 epochs;
 - after each epoch the loop scores the validation split and reports it; ``report`` returns
-  True once early stopping ends training, and raises when the pruner ends the trial.
+  True once early stopping ends training, and raises when the pruner ends the trial;
+- ``reporter.resume(model, optimizer)`` hands them to autotune's checkpoints, and says which
+  epoch to start from (0, or where a retried trial's earlier attempt left off).
 
 TensorFlow is imported inside ``train``, so that ``autotune show`` answers at once.
 """
@@ -50,8 +52,9 @@ def train(params, data, reporter):
         optimizer.apply_gradients(zip(gradients, model.trainable_variables, strict=True))
         return loss
 
-    # 训练神经网络 (train the network)
-    for epoch in range(data.epochs):
+    # 训练神经网络 (train the network), from where an earlier attempt's checkpoint left off
+    start = reporter.resume(model, optimizer)
+    for epoch in range(start, data.epochs):
         for x, y in data.train:
             loss = step(x, y)
         accuracy.reset_state()

@@ -43,7 +43,10 @@ def test_default_space_covers_every_optimizer_and_decay_policy():
 @pytest.mark.parametrize(
     "fixture, message",
     [
-        ("unknown_key", r"unknown key\(s\) max_epoch, n_trails; allowed: data, direction,"),
+        (
+            "unknown_key",
+            r"unknown key\(s\) max_epoch, n_trails; allowed: artifacts, checkpoint_every, data,",
+        ),
         ("wrong_type", r"'n_trials' must be a whole number of trials, at least 1, but got 'ten'"),
         ("unknown_source", r"unknown data source 'mnist'; allowed: breast_cancer, circles,"),
         ("unknown_param", r"\[space\] names unknown parameter 'unit'; this model family has:"),
