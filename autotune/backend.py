@@ -75,19 +75,13 @@ def fresh_graphs() -> Iterator[None]:
     the traced train step's graph, and with it the model: about 4.6 MB per ``fit`` on a small MLP,
     for the life of the process, whatever ``clear_session`` does. The entries that the block
     added are dropped, since nothing can differentiate through a finished trial's graphs, and
-    the graphs are then collected.
-
-    Likewise the functions of a trial's ``tf.data`` pipeline (its shuffle and gather), which
-    TensorFlow adds to the eager context's function library and never removes: those the block
-    added are removed, since the pipeline they belong to ends with the block.
+    the graphs are then collected (and with them the functions of the trial's ``tf.data``
+    pipeline, which TensorFlow removes from its function library as they are collected).
     """
     import keras
-    from tensorflow.python.eager import context
 
     registry = _gradient_registry()
     before = set(registry)
-    library = context.context()
-    functions = set(library.list_function_names())
     keras.backend.clear_session(free_memory=False)
     try:
         yield
@@ -95,9 +89,6 @@ def fresh_graphs() -> Iterator[None]:
         for name in set(registry) - before:
             if name.startswith("CustomGradient-"):
                 del registry[name]
-        for name in set(library.list_function_names()) - functions:
-            if name.startswith(_DATASET_FUNCTION):
-                library.remove_function(name)
         keras.backend.clear_session(free_memory=False)
         gc.collect()
 
@@ -122,10 +113,6 @@ def settled() -> Iterator[Callable[[], None]]:
         yield freeze
     finally:
         gc.unfreeze()
-
-
-# The prefix of the names TensorFlow gives the functions of tf.data transformations.
-_DATASET_FUNCTION = "__inference_Dataset_"
 
 
 def _gradient_registry() -> dict[str, object]:
