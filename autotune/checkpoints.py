@@ -18,10 +18,12 @@ queued again on resume. The new trial loads the last checkpoint of the one it re
 that trial's values for the epochs before it (so its learning curve is one curve), trains on
 from there with the same seed, and records ``resumed_from_epoch`` and ``resumed_from_trial``.
 
-When a trial ends, its checkpoint is removed (a dead worker's trial keeps its last one, which
-its retry read). The best complete trial's model is kept as a study artifact
-(``best-trial-N.keras``, replaced when a better one comes), so the folder holds the running
-trials' checkpoints and one model.
+When a trial ends, its checkpoint is removed, and a retry removes (or goes on writing) the one
+it went on from, so the folder holds the running trials' checkpoints and one model: the best
+complete trial's, as it ended training, kept as the study's artifact ``best-model.keras`` and
+replaced when a better trial comes (``autotune best`` trains the best epoch again to export).
+A removed artifact is taken off a running trial's list the way optuna-dashboard deletes one
+(its meta set to null), which Optuna's own ``get_all_artifact_meta`` does not expect.
 """
 
 from __future__ import annotations
@@ -114,11 +116,13 @@ class Resume:
     seed: int | None  # that attempt's seed
     epoch: int  # epochs done at its last checkpoint (0: none)
     payload: dict[str, Any] | None  # the checkpoint itself
+    artifact: str | None = None  # where it lies in the store
 
 
 def resume_point(trial: optuna.Trial, store: Store) -> Resume | None:
     """The attempt ``trial`` retries (a dead worker's, or one stopped by Ctrl-C) and its last
-    checkpoint; None for a first attempt."""
+    checkpoint; None for a first attempt. A checkpoint that cannot be read (gone, another
+    folder, cut short) is no checkpoint: the retry starts from epoch 0."""
     import optuna
 
     storage = trial.storage
@@ -135,9 +139,9 @@ def resume_point(trial: optuna.Trial, store: Store) -> Resume | None:
         return Resume(number, seed, 0, None)
     try:
         payload = pickle.loads(store.read(saved["artifact"]))
-    except (OSError, pickle.UnpicklingError, EOFError):
-        return Resume(number, seed, 0, None)  # not there (another folder?): from the start
-    return Resume(number, seed, int(saved["epoch"]), payload)
+    except Exception:
+        return Resume(number, seed, 0, None)
+    return Resume(number, seed, int(saved["epoch"]), payload, saved["artifact"])
 
 
 class Checkpoints:
@@ -156,6 +160,12 @@ class Checkpoints:
         self.artifact: str | None = None
         self.saved: list[int] = []  # the epochs saved, for tests and the benchmark
         self._epoch_began = time.monotonic()
+        # A retry of a dead worker's trial is made with that trial's attributes, its
+        # checkpoint's artifact among them: it goes on writing that one, and removes it when
+        # it ends.
+        inherited = trial.user_attrs.get(CHECKPOINT_ATTR)
+        if inherited and _meta_key(inherited["artifact"]) in _system_attrs(trial):
+            self.artifact = inherited["artifact"]
 
     def due(self, epoch: int) -> bool:
         """Whether a checkpoint is due after 0-based ``epoch``."""
@@ -178,7 +188,7 @@ class Checkpoints:
             }
             self.store.write(self.artifact, data)
             self.trial.storage.set_trial_system_attr(
-                self.trial._trial_id, _ARTIFACTS_PREFIX + self.artifact, json.dumps(meta)
+                self.trial._trial_id, _meta_key(self.artifact), json.dumps(meta)
             )
         else:
             self.store.write(self.artifact, data)
@@ -190,48 +200,79 @@ class Checkpoints:
         list can still be changed: optuna-dashboard's way of deleting one)."""
         if self.artifact is None:
             return
-        self.trial.storage.set_trial_system_attr(
-            self.trial._trial_id, _ARTIFACTS_PREFIX + self.artifact, json.dumps(None)
-        )
+        _forget(self.trial, self.artifact)
         self.trial.set_user_attr(CHECKPOINT_ATTR, None)
         self.store.remove(self.artifact)
         self.artifact = None
 
 
-def keep_if_best(study: optuna.Study, trial: optuna.Trial, value: float, model: Any,
-                 store: Store) -> bool:  # fmt: skip
-    """Keeps ``model`` as the study's best model if ``value`` beats every complete trial's,
-    replacing the previous one; returns whether it did."""
+def release(trial: optuna.Trial, resume: Resume, saving: Checkpoints | None, store: Store) -> None:
+    """Once a retry has gone on from its attempt's checkpoint: removes that checkpoint, unless
+    the retry goes on writing it (see :class:`Checkpoints`). The failed attempt keeps its entry
+    in its artifact list (a finished trial's cannot change); the file is gone."""
+    if resume.artifact is None or (saving is not None and saving.artifact == resume.artifact):
+        return
+    if _meta_key(resume.artifact) in _system_attrs(trial):
+        _forget(trial, resume.artifact)
+    store.remove(resume.artifact)
+
+
+def _meta_key(artifact: str) -> str:
+    return _ARTIFACTS_PREFIX + artifact
+
+
+def _system_attrs(trial: optuna.Trial) -> dict[str, Any]:
+    return trial.storage.get_trial_system_attrs(trial._trial_id)
+
+
+def _forget(trial: optuna.Trial, artifact: str) -> None:
+    """Takes an artifact off a running trial's list: optuna-dashboard's way, its meta set to
+    null (the dashboard skips it; Optuna's ``get_all_artifact_meta`` expects none such)."""
+    trial.storage.set_trial_system_attr(trial._trial_id, _meta_key(artifact), json.dumps(None))
+
+
+def model_bytes(model: Any) -> bytes:
+    """``model`` as a ``.keras`` file's bytes."""
+    with tempfile.TemporaryDirectory() as folder_:
+        path = Path(folder_) / "model.keras"
+        model.save(path)
+        return path.read_bytes()
+
+
+def could_be_best(study: optuna.Study, value: float) -> bool:
+    """Whether ``value`` beats every complete trial's so far."""
     import optuna
 
     try:
         best = study.best_trial
     except ValueError:
-        best = None
+        return True
+    if best.value is None:
+        return True
     maximize = study.direction == optuna.study.StudyDirection.MAXIMIZE
-    if best is not None and best.value is not None:
-        if (value <= best.value) if maximize else (value >= best.value):
+    return value > best.value if maximize else value < best.value
+
+
+def keep_best(study: optuna.Study, trial: optuna.trial.FrozenTrial, model: bytes,
+              store: Store) -> bool:  # fmt: skip
+    """Keeps ``model`` as the study's best model if ``trial`` (told) is the study's best trial
+    now; returns whether it did. The model is one artifact of the study, ``best-model.keras``,
+    written whole in place of the last one; the study's ``autotune:best_model`` names the
+    trial it came from."""
+    try:
+        if study.best_trial.number != trial.number:
             return False
-    artifact = str(uuid.uuid4())
-    with tempfile.TemporaryDirectory() as folder_:
-        path = Path(folder_) / f"best-trial-{trial.number}.keras"
-        model.save(path)
-        store.write(artifact, path.read_bytes())
-    meta = {
-        "artifact_id": artifact,
-        "filename": f"best-trial-{trial.number}.keras",
-        "mimetype": "application/zip",
-        "encoding": None,
-    }
+    except ValueError:
+        return False
+    artifact = str(uuid.uuid5(uuid.NAMESPACE_URL, f"autotune:{study.study_name}:best-model"))
+    store.write(artifact, model)
     storage, study_id = study._storage, study._study_id
-    storage.set_study_system_attr(study_id, _ARTIFACTS_PREFIX + artifact, json.dumps(meta))
-    previous = study.user_attrs.get(BEST_MODEL_ATTR)
+    key = _meta_key(artifact)
+    if key not in storage.get_study_system_attrs(study_id):
+        meta = {"artifact_id": artifact, "filename": "best-model.keras",
+                "mimetype": "application/zip", "encoding": None}  # fmt: skip
+        storage.set_study_system_attr(study_id, key, json.dumps(meta))
     study.set_user_attr(BEST_MODEL_ATTR, {"artifact": artifact, "trial": trial.number})
-    if previous:
-        storage.set_study_system_attr(
-            study_id, _ARTIFACTS_PREFIX + previous["artifact"], json.dumps(None)
-        )
-        store.remove(previous["artifact"])
     return True
 
 

@@ -64,7 +64,7 @@ def make_server(
         host: The address to listen on; 127.0.0.1 keeps the dashboard on this machine.
         port: The port; 0 picks a free one.
         artifacts: The artifact folder; by default the storage's (see
-            :func:`autotune.checkpoints.default_folder`). One that does not exist is not made.
+            :func:`autotune.checkpoints.default_folder`). It is read, never made.
 
     Raises:
         AutotuneError: The address is in use or cannot be bound.
@@ -93,8 +93,8 @@ def make_server(
     from autotune.checkpoints import default_folder
 
     folder = artifacts if artifacts is not None else default_folder(url)
-    store = FileSystemArtifactStore(str(folder)) if folder.is_dir() else None
-    app = optuna_dashboard.wsgi(storage, artifact_store=store)
+    # The folder may come only with the first checkpoint; the store reads it as it is then.
+    app = optuna_dashboard.wsgi(storage, artifact_store=FileSystemArtifactStore(str(folder)))
     if host in LOOPBACK:
         app = host_guard(app)
     try:

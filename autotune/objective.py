@@ -76,6 +76,7 @@ class Objective:
         check_model(spec, self.dataset)
         self.validation = pipeline(self.dataset.x_val, self.dataset.y_val, VALIDATION_BATCH)
         self.last: Trained | None = None
+        self.candidate: tuple[int, bytes] | None = None
 
     def __call__(self, trial: optuna.Trial) -> float:
         import optuna
@@ -84,7 +85,12 @@ class Objective:
         spec = self.spec
         params = sample(spec.space, trial)
         store = self.artifacts
-        resume = checkpoints.resume_point(trial, store) if store is not None else None
+        resume = None
+        if store is not None:
+            try:
+                resume = checkpoints.resume_point(trial, store)
+            except Exception as e:  # a storage that cannot say: the trial starts afresh
+                trial.set_user_attr("resume_failed", f"{type(e).__name__}: {e}"[:500])
         # A retry trains the configuration of the attempt it retries, with that attempt's seed.
         seed = trial_seed(spec.seed, trial.number)
         if resume is not None and resume.seed is not None:
@@ -107,10 +113,11 @@ class Objective:
             budget=self.budget,
             checkpoints=saving,
         )
-        if resume is not None and resume.payload is not None:
+        if store is not None and resume is not None and resume.payload is not None:
             reporter.pending = resume.payload
-            reporter.on_resume = lambda values: _went_on(trial, values, resume)
+            reporter.on_resume = lambda values: _went_on(trial, values, resume, saving, store)
         self.last = None
+        self.candidate = None
         try:
             with fresh_graphs():
                 trained = train(
@@ -118,8 +125,7 @@ class Objective:
                     seed=seed, reporter=reporter, validation=self.validation,
                 )  # fmt: skip
                 if store is not None and trained.value is not None:
-                    checkpoints.keep_if_best(trial.study, trial, trained.value, trained.model,
-                                             store)  # fmt: skip
+                    self._candidate(trial, trained)
                 # The trial keeps its figures; its model goes with the graphs it traced.
                 trained.model = None
         except optuna.TrialPruned:
@@ -148,14 +154,40 @@ class Objective:
         assert trained.value is not None  # a reporter was given
         return trained.value
 
+    def _candidate(self, trial: optuna.Trial, trained: Trained) -> None:
+        """Keeps the trained model's bytes while the trial may be the study's best; whether it
+        is, :meth:`finished` learns once the trial is told. A model that cannot be saved (a
+        subclassed one without ``get_config``) is no candidate, and the trial says why."""
+        assert trained.value is not None
+        try:
+            if checkpoints.could_be_best(trial.study, trained.value):
+                self.candidate = (trial.number, checkpoints.model_bytes(trained.model))
+        except Exception as e:
+            trial.set_user_attr("best_model_error", f"{type(e).__name__}: {e}"[:500])
 
-def _went_on(trial: optuna.Trial, values: list[float], resume: checkpoints.Resume) -> None:
+    def finished(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        """After a trial is told: keeps its model as the study's best model if it is the best
+        trial now (see :func:`autotune.checkpoints.keep_best`)."""
+        candidate, self.candidate = self.candidate, None
+        if candidate is None or candidate[0] != trial.number or self.artifacts is None:
+            return
+        checkpoints.keep_best(study, trial, candidate[1], self.artifacts)
+
+
+def _went_on(
+    trial: optuna.Trial,
+    values: list[float],
+    resume: checkpoints.Resume,
+    saving: checkpoints.Checkpoints | None,
+    store: checkpoints.Store,
+) -> None:
     """A retried trial went on from its attempt's checkpoint: the epochs before it join its
-    learning curve, and it says where it went on from."""
+    learning curve, it says where it went on from, and the checkpoint it read goes."""
     for step, value in enumerate(values):
         trial.report(value, step)
     trial.set_user_attr("resumed_from_epoch", resume.epoch)
     trial.set_user_attr("resumed_from_trial", resume.trial)
+    checkpoints.release(trial, resume, saving, store)
 
 
 def _record(trial: optuna.Trial, reason: str, epochs: int, start: float) -> None:

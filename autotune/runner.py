@@ -11,6 +11,8 @@ exactly ``n_trials`` finished trials.
 The loop takes its objective from a factory, called once before the first trial (so that a
 finished study never imports TensorFlow); the search's objective is
 :class:`autotune.objective.Objective`, and any callable from an ``optuna.Trial`` to a float works.
+An objective with a ``finished(study, trial)`` method is told of each trial once Optuna has
+stored how it ended.
 """
 
 from __future__ import annotations
@@ -200,6 +202,13 @@ def work(
             echo(line)
         if watcher is not None:
             watcher.trial_finished(study, trial)
+        finished = getattr(guarded.objective, "finished", None) if guarded else None
+        if finished is not None:
+            try:
+                finished(study, trial)
+            except Exception as e:  # keeping the best model is a convenience, not the search
+                if echo:
+                    echo(f"{prefix}trial {trial.number}: its model was not kept ({e}).")
 
     with storage_module.quiet_optuna(), settled() as settle:
         dropped = 0  # database errors in a row
@@ -386,16 +395,6 @@ def search_objective(
     return make
 
 
-def _watchers(
-    spec: StudySpec, watcher: Watcher | None, echo: Echo | None, *, owner: bool
-) -> Watchers:
-    """The display (if any) and the trackers the study asks for, as one watcher."""
-    from autotune import trackers
-
-    return Watchers([w for w in (watcher,) if w is not None] + trackers.for_spec(spec, owner=owner),
-                    warn=echo)  # fmt: skip
-
-
 def run(
     study: str | StudySpec,
     *,
@@ -412,7 +411,7 @@ def run(
     echo: Echo | None = print,
     watcher: Watcher | None = None,
     gpus: str | None = None,
-    trials_per_gpu: int = 1,
+    trials_per_gpu: int | None = None,
 ) -> optuna.Study:
     """Runs (or resumes) a study until its total of trials is reached, and returns it.
 
@@ -434,7 +433,8 @@ def run(
         gpus: ``auto``, ``none`` or GPU numbers (``0,1``): where the workers train (see
             :mod:`autotune.devices`); None is ``auto`` without its note on a machine with no
             GPU.
-        trials_per_gpu: How many local workers may share one GPU.
+        trials_per_gpu: The most local workers on one GPU; None: as many as it takes to
+            share them evenly.
 
     Returns:
         The ``optuna.Study``.
@@ -470,14 +470,14 @@ def run(
     devices.before_tensorflow(wanted, workers)
     budget = Budget(timeout)
     artifacts = checkpoints.Store(checkpoints.folder(spec, url))
+    # The trackers join once every check has passed (MLflow makes its database at once).
+    watchers = Watchers([watcher] if watcher is not None else [], warn=echo)
     if workers == 1:
-        watchers = _watchers(spec, watcher, echo, owner=True)
         # Loads the data and checks the model.
         objective = search_objective(spec, watcher=watchers, budget=budget,
                                      artifacts=artifacts)()  # fmt: skip
     else:
         search_objective(spec)()  # the same checks; the workers train
-        watchers = _watchers(spec, watcher, echo, owner=True)
     seen = devices.visible()
     places = devices.plan(wanted, workers, trials_per_gpu, seen)
     if gpus is not None and wanted == devices.AUTO and not seen and echo is not None:
@@ -489,6 +489,7 @@ def run(
             for line in started.lines():
                 echo(line)
     try:
+        watchers.watchers += trackers.for_spec(spec, owner=True)
         watchers.started(optuna_study, spec, workers=workers, timeout=timeout)
         if workers == 1:
             work(optuna_study, lambda: objective, n_trials=spec.n_trials, echo=echo,
@@ -535,12 +536,16 @@ def join(
     seed = spec.seed + worker_index if worker_index is not None else None
     optuna_study = study_module.open_study(spec, url, sampler_seed=seed)
     prefix = f"[worker {worker_index}] " if worker_index is not None else ""
-    watchers = _watchers(spec, watcher, echo, owner=False)
+    from autotune import trackers
+
+    trackers.check(spec)
+    watchers = Watchers([watcher] if watcher is not None else [], warn=echo)
     budget = Budget(timeout)
     artifacts = checkpoints.Store(checkpoints.folder(spec, url))
     objective = search_objective(spec, threads, watcher=watchers, worker=worker_index,
                                  budget=budget, artifacts=artifacts)  # fmt: skip
     try:
+        watchers.watchers += trackers.for_spec(spec, owner=False)
         watchers.started(optuna_study, spec, timeout=timeout)
         return work(optuna_study, objective, n_trials=spec.n_trials, echo=echo, prefix=prefix,
                     watcher=watchers, budget=budget)  # fmt: skip

@@ -177,7 +177,7 @@ def test_the_dashboard_serves_the_best_model_that_the_run_kept_as_an_artifact(
         assert status == 200
         listed = json.loads(body)["artifacts"]
         assert [(a["artifact_id"], a["filename"]) for a in listed] == [
-            (kept["artifact"], f"best-trial-{kept['trial']}.keras")
+            (kept["artifact"], "best-model.keras")
         ]
         status, model = get(f"/artifacts/{study._study_id}/{kept['artifact']}")
         assert status == 200

@@ -14,7 +14,7 @@ import optuna
 import pytest
 from click.testing import CliRunner
 
-from autotune import runner
+from autotune import checkpoints, runner
 from autotune import study as study_module
 from autotune.cli import cli
 from autotune.errors import Interrupted
@@ -141,6 +141,12 @@ def test_a_killed_workers_trial_goes_on_from_its_last_checkpoint_and_ends_where_
     assert sorted(retry.intermediate_values) == list(range(EPOCHS))  # one learning curve
     # Epochs trained across both attempts: at most max_epochs + checkpoint_every.
     assert first_attempt + (EPOCHS - epoch) == len(epochs_logged(workdir)) <= EPOCHS + 1
+    # The retry went on writing the checkpoint it read, and removed it as it ended: the best
+    # model is all the folder holds.
+    kept = study.user_attrs[checkpoints.BEST_MODEL_ATTR]
+    assert kept["trial"] == retry.number
+    folder = checkpoints.default_folder(sqlite_url)
+    assert [p.name for p in folder.iterdir()] == [kept["artifact"]]
 
     # The same study run once, uninterrupted, in another folder: the same curve and value.
     other = workdir / "uninterrupted"
@@ -198,6 +204,11 @@ def test_a_training_loop_stopped_by_ctrl_c_goes_on_from_its_checkpoint_on_resume
     assert resumed.user_attrs["resumed_from_trial"] == 0
     assert resumed.user_attrs["resumed_from_epoch"] == 4
     assert sorted(resumed.intermediate_values) == list(range(EPOCHS))
+    # The checkpoint it went on from is gone, and its own too: only the best model is left.
+    folder = checkpoints.default_folder(url)
+    assert [p.name for p in folder.iterdir()] == [
+        study_module.load_study("loop", url).user_attrs[checkpoints.BEST_MODEL_ATTR]["artifact"]
+    ]
 
     once_path = loop_study_in(workdir / "once")
     (once_path.parent / "interrupted").touch()  # never stopped
