@@ -149,9 +149,7 @@ def cli(debug: bool) -> None:
 @click.option(
     "--trials-per-gpu",
     type=click.IntRange(min=1),
-    default=1,
-    show_default=True,
-    help="How many workers may share one GPU.",
+    help="The most workers on one GPU (default: share them evenly).",
 )
 @quiet_option
 @verbose_option
@@ -172,7 +170,7 @@ def run(
     mlflow: str | None,
     artifacts: str | None,
     gpus: str | None,
-    trials_per_gpu: int,
+    trials_per_gpu: int | None,
     quiet: bool,
     verbose: bool,
 ) -> None:

@@ -2,8 +2,9 @@
 
 ``--gpus auto`` (the default) gives the local workers the GPUs TensorFlow sees, round robin;
 ``--gpus 0,2`` gives them those GPUs; ``--gpus none`` hides every GPU, so that they train on
-the CPU. ``--trials-per-gpu K`` lets K workers share one GPU (each then needs to fit in its
-share of the card's memory). A worker sees only its own GPU: its ``CUDA_VISIBLE_DEVICES`` is set
+the CPU. More workers than GPUs share them evenly; ``--trials-per-gpu K`` caps the workers on
+one GPU (each needs to fit in its share of the card's memory), and more workers than that
+allows is refused. A worker sees only its own GPU: its ``CUDA_VISIBLE_DEVICES`` is set
 before TensorFlow starts in it. Memory growth is on in every process
 (``TF_FORCE_GPU_ALLOW_GROWTH``), so that TensorFlow takes the memory a trial needs rather than
 the whole card, and workers that share a card can.
@@ -40,13 +41,14 @@ def parse(text: str) -> str | list[str]:
     return ids
 
 
-def placement(workers: int, gpus: Sequence[str], per_gpu: int) -> list[str]:
-    """Each worker's ``CUDA_VISIBLE_DEVICES``: the GPUs round robin, at most ``per_gpu`` each.
+def placement(workers: int, gpus: Sequence[str], per_gpu: int | None) -> list[str]:
+    """Each worker's ``CUDA_VISIBLE_DEVICES``: the GPUs round robin, at most ``per_gpu`` each
+    (None: as many as it takes).
 
     Raises:
         AutotuneError: More workers than the GPUs hold.
     """
-    if workers > len(gpus) * per_gpu:
+    if per_gpu is not None and workers > len(gpus) * per_gpu:
         raise AutotuneError(
             f"--workers {workers} needs {workers} GPU places, but {len(gpus)} GPU(s)"
             f" ({', '.join(gpus)}) with --trials-per-gpu {per_gpu} give {len(gpus) * per_gpu}."
@@ -92,7 +94,9 @@ def before_tensorflow(gpus: str | list[str], workers: int) -> None:
     os.environ[ENV] = wanted
 
 
-def plan(gpus: str | list[str], workers: int, per_gpu: int, seen: list[str]) -> list[str | None]:
+def plan(
+    gpus: str | list[str], workers: int, per_gpu: int | None, seen: list[str]
+) -> list[str | None]:
     """Each local worker's ``CUDA_VISIBLE_DEVICES`` (None: left as it is), given the GPUs this
     process's TensorFlow sees (``seen``).
 

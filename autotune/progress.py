@@ -149,13 +149,13 @@ class Board:
     def lines(self) -> list[str]:
         """The live block: the headline, then one line per running trial (per worker)."""
         out = [self.headline()]
+        running = dict(self.running)  # the display's thread reads as the trials change it
         if self.workers > 1:
             for index in range(self.workers):
-                running = self.running.get(str(index))
-                what = self.trial_text(running) if running else "waiting"
-                out.append(f"  worker {index}: {what}")
+                entry = running.get(str(index))
+                out.append(f"  worker {index}: {self.trial_text(entry) if entry else 'waiting'}")
         else:
-            out.extend(f"  {self.trial_text(r)}" for r in self.running.values())
+            out.extend(f"  {self.trial_text(r)}" for r in running.values())
         return out
 
 
@@ -249,7 +249,8 @@ class Display(Watcher):
                 redirect_stderr=False,
             )
             self._live.start()
-        elif self.mode == PLAIN and self.every > 0:
+        elif self.mode == PLAIN and self.every > 0 and workers == 1:
+            # (local workers print their own status lines)
             self._ticker = threading.Thread(target=self._tick, name="autotune-status", daemon=True)
             self._ticker.start()
 
@@ -331,10 +332,10 @@ class Display(Watcher):
         """Plain output: a status line once a trial has run ``every`` seconds without a line."""
         while not self._stop.wait(min(1.0, self.every / 2)):
             board = self.board
-            if board is None or not board.running:
+            running = list(dict(board.running).values()) if board is not None else []
+            if board is None or not running:
                 continue
             now = time.monotonic()
-            running = list(board.running.values())
             quiet_for = min(now - self._last_line, *(board.clock() - r.started for r in running))
             if quiet_for < self.every:
                 continue

@@ -44,7 +44,7 @@ def check(spec: StudySpec) -> None:
     """Refuses a tracker the study asks for whose package is not installed.
 
     Raises:
-        AutotuneError: Naming the extra to install.
+        AutotuneError: Naming the extra to install, or a file store MLflow would refuse.
     """
     for key, (module, extra) in _EXTRAS.items():
         if getattr(spec, key) and importlib.util.find_spec(module) is None:
@@ -52,6 +52,19 @@ def check(spec: StudySpec) -> None:
                 f"{spec.source}: {key} is on, but {module} is not installed. Install it with:"
                 f" pip install 'autotune[{extra}]'"
             )
+    uri = spec.mlflow if isinstance(spec.mlflow, str) else None
+    if uri and ("://" not in uri or uri.startswith("file:")) and not _file_store_allowed():
+        raise AutotuneError(
+            f"{spec.source}: mlflow {uri!r} is a file store, which MLflow 3 refuses unless"
+            f" MLFLOW_ALLOW_FILE_STORE=true. Give a database or server URI instead, e.g."
+            f" --mlflow {MLFLOW_URI}"
+        )
+
+
+def _file_store_allowed() -> bool:
+    import os
+
+    return os.environ.get("MLFLOW_ALLOW_FILE_STORE", "").lower() in ("1", "true")
 
 
 def for_spec(spec: StudySpec, *, owner: bool) -> list[Watcher]:
@@ -179,12 +192,13 @@ class MLflow(Watcher):
         self.runs: dict[int, str] = {}
         self.study: optuna.Study | None = None
         self.metric = ""
+        self.n_trials = 0
 
     def started(
         self, study: optuna.Study, spec: StudySpec, *, workers: int = 1, timeout: Any = None
     ) -> None:
         """Finds the study's run (or makes it, with the study's settings as its params)."""
-        self.study, self.metric = study, spec.metric
+        self.study, self.metric, self.n_trials = study, spec.metric, spec.n_trials
         stored = study.user_attrs.get(MLFLOW_ATTR) or {}
         if stored.get("uri") == self.uri:
             self.experiment, self.parent = stored["experiment"], stored["run"]
@@ -264,7 +278,10 @@ class MLflow(Watcher):
             if best is not None and best.value is not None:
                 self._metrics(self.parent, {f"best_{self.metric}": best.value}, best.number)
                 self.client.set_tag(self.parent, "best_trial", str(best.number))
-            self.client.set_terminated(self.parent, "FINISHED")
+            from autotune.study import counts
+
+            done = counts(self.study).finished >= self.n_trials
+            self.client.set_terminated(self.parent, "FINISHED" if done else "KILLED")
 
 
 def log_export(study: optuna.Study, directory: Path, echo: Echo) -> None:
@@ -280,7 +297,12 @@ def log_export(study: optuna.Study, directory: Path, echo: Echo) -> None:
         return
     from mlflow import MlflowClient
 
-    MlflowClient(tracking_uri=stored["uri"]).log_artifacts(
-        stored["run"], str(directory), artifact_path=directory.name
-    )
+    try:
+        MlflowClient(tracking_uri=stored["uri"]).log_artifacts(
+            stored["run"], str(directory), artifact_path=directory.name
+        )
+    except Exception as e:  # the export is done; MLflow's copy is extra
+        first = str(e).splitlines()[0] if str(e) else type(e).__name__
+        echo(f"The model was not added to MLflow run {stored['run']} ({stored['uri']}): {first}")
+        return
     echo(f"Added to MLflow run {stored['run']} ({stored['uri']}) as artifact '{directory.name}'.")

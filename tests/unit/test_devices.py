@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 
 import pytest
 
@@ -23,6 +24,7 @@ def test_workers_take_the_gpus_round_robin_and_at_most_their_share_each():
     assert devices.placement(2, ["0", "1"], 1) == ["0", "1"]
     assert devices.placement(3, ["0", "1"], 2) == ["0", "1", "0"]
     assert devices.placement(4, ["2", "5"], 2) == ["2", "5", "2", "5"]
+    assert devices.placement(3, ["0"], None) == ["0", "0", "0"]  # no cap: shared evenly
     with pytest.raises(AutotuneError) as caught:
         devices.placement(3, ["0", "1"], 1)
     assert str(caught.value) == (
@@ -53,6 +55,8 @@ def test_one_worker_trains_here_so_its_gpus_are_set_before_tensorflow_starts(
     monkeypatch: pytest.MonkeyPatch,
 ):
     monkeypatch.delenv(devices.ENV, raising=False)
+    # As in a fresh process (other tests of the same run may have started TensorFlow).
+    monkeypatch.delitem(sys.modules, "tensorflow", raising=False)
     devices.before_tensorflow("auto", 1)
     assert devices.ENV not in os.environ
     devices.before_tensorflow(["1"], 2)  # workers get theirs when they start
@@ -61,3 +65,11 @@ def test_one_worker_trains_here_so_its_gpus_are_set_before_tensorflow_starts(
     assert os.environ[devices.ENV] == "1,0"
     devices.before_tensorflow("none", 1)
     assert os.environ[devices.ENV] == ""
+
+
+def test_tensorflow_started_already_on_other_gpus_is_refused(monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.delenv(devices.ENV, raising=False)
+    monkeypatch.setitem(sys.modules, "tensorflow", object())
+    with pytest.raises(AutotuneError, match="TensorFlow has started in this process already"):
+        devices.before_tensorflow(["1"], 1)
+    assert devices.ENV not in os.environ

@@ -209,3 +209,14 @@ def test_a_tracker_without_its_package_names_the_extra(monkeypatch: pytest.Monke
         "<spec>: mlflow is on, but mlflow_not_installed_here is not installed. Install it with:"
         " pip install 'autotune[mlflow]'"
     )
+
+
+def test_an_mlflow_file_store_is_refused_before_anything_is_written(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+):
+    monkeypatch.delenv("MLFLOW_ALLOW_FILE_STORE", raising=False)
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(AutotuneError, match="mlflow './mlruns' is a file store, which MLflow 3"):
+        trackers.check(spec(mlflow="./mlruns"))
+    trackers.check(spec(mlflow="sqlite:///runs.db"))  # a database: fine
+    assert list(tmp_path.iterdir()) == []
