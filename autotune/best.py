@@ -114,6 +114,13 @@ def _inputs(preprocessing: Preprocessing) -> dict[str, Any]:
             " per example; numbers for the number features, strings for the text ones",
         }
     shape = list(preprocessing.shape)
+    if preprocessing.rescale is not None:
+        return {
+            "kind": "images",
+            "shape": shape,
+            "dtype": "float32",
+            "call": f"model(x): x holds images of shape {shape}, raw pixel values 0 to 255",
+        }
     return {
         "kind": "array",
         "shape": shape,

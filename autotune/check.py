@@ -115,7 +115,7 @@ def _check_model(spec: StudySpec, model: Any, params: Params, dataset: Dataset) 
     label = model_label(spec)
     compiled_by_builder = model.compiled
     compile_model(model, params, dataset, spec.max_epochs)
-    x, y = dataset.x_train[:8], dataset.y_train[:8]
+    x, y = dataset.examples(dataset.x_train[:8]), dataset.y_train[:8]
     try:
         predicted = model(x, training=False)
     except Exception as e:

@@ -527,9 +527,10 @@ def best(study_name: str, storage: str | None, export_dir: str | None, force: bo
     "--data",
     "data_file",
     required=True,
-    type=click.Path(dir_okay=False),
-    metavar="FILE",
-    help="New rows: a CSV file with the feature columns, or an .npz file with an x array.",
+    type=click.Path(),
+    metavar="FILE_OR_DIR",
+    help="New rows: a CSV file with the feature columns, an .npz file with an x array, or"
+    " (a model of images) an image or a folder of them.",
 )
 @click.option(
     "--out",

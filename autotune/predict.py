@@ -4,8 +4,10 @@ A folder that ``autotune best --export`` wrote holds the model, which takes raw 
 ``metadata.json``, which says which: a CSV study's feature columns, or an array of examples.
 New rows come as a CSV file with those columns (read as the study's CSV was, with its
 separator; the target column may be there and is ignored), or, for a model of array data, as
-an ``.npz`` file with an ``x`` array. Each row gets its predicted label and one probability
-per class (``p_<class>``), or its predicted value.
+an ``.npz`` file with an ``x`` array, or, for a model of images, as an image file or a folder
+of them (read as training read them: resized to the study's ``image_size``, in its
+``color_mode``). Each row gets its predicted label and one probability per class
+(``p_<class>``), or its predicted value; an image's row starts with its file.
 
 The file is checked before the model is loaded: a missing or an extra column, a missing value
 or text where the model takes numbers is one line naming the file, the column and the line.
@@ -55,6 +57,7 @@ class Predictions:
     labels: list[Any]
     probabilities: np.ndarray | None = field(default=None, repr=False)
     separator: str = ","
+    files: list[str] | None = None
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -63,12 +66,16 @@ class Predictions:
         """The predictions as CSV text, with a header row."""
         out = io.StringIO()
         writer = csv.writer(out, delimiter=self.separator, lineterminator="\n")
-        writer.writerow(self.header)
+        first = ["file"] if self.files is not None else []
+        writer.writerow([*first, *self.header])
+        files = self.files if self.files is not None else [None] * len(self.labels)
         if self.probabilities is None:
-            writer.writerows([_text(v)] for v in self.labels)
+            rows = [[_text(v)] for v in self.labels]
         else:
-            for label, row in zip(self.labels, self.probabilities, strict=True):
-                writer.writerow([label, *(_text(p) for p in row)])
+            pairs = zip(self.labels, self.probabilities, strict=True)
+            rows = [[label, *(_text(p) for p in row)] for label, row in pairs]
+        for file, row in zip(files, rows, strict=True):
+            writer.writerow([file, *row] if file is not None else row)
         return out.getvalue()
 
 
@@ -305,8 +312,15 @@ def predict(folder: str | os.PathLike[str], data: str | os.PathLike[str]) -> Pre
     """
     import numpy as np
 
+    from autotune.backend import setup
+
     metadata = read_metadata(folder)
-    inputs = read_inputs(metadata, data)
+    setup()  # TensorFlow, started without its start-up chatter
+    files = None
+    if metadata["inputs"]["kind"] == "images":
+        files, inputs = _read_images(metadata, Path(data))
+    else:
+        inputs = read_inputs(metadata, data)
     outputs = run(load_model(folder), inputs)
     table = metadata["data"]["table"]
     name = metadata.get("target") or PREDICTION
@@ -316,7 +330,18 @@ def predict(folder: str | os.PathLike[str], data: str | os.PathLike[str]) -> Pre
     classes = metadata["classes"]
     labels = [classes[i] for i in np.argmax(outputs, axis=1)]
     header = [name, *(f"p_{c}" for c in classes)]
-    return Predictions(header, labels, outputs, separator)
+    return Predictions(header, labels, outputs, separator, files)
+
+
+def _read_images(metadata: dict[str, Any], path: Path) -> tuple[list[str], np.ndarray]:
+    """The raw pixels of an image file, or of every image under a folder, as training read
+    them (resized, in the study's color mode), and the files' names."""
+    from autotune.data.images import Images, image_files
+
+    height, width, channels = metadata["inputs"]["shape"]
+    images = Images(height, width, channels)
+    found = image_files(path, "autotune predict --data")
+    return [str(f) for f in found], images.read(found, rescale=False)
 
 
 def write(predictions: Predictions, path: str | os.PathLike[str], *, force: bool = False) -> None:

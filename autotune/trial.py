@@ -45,6 +45,7 @@ if TYPE_CHECKING:
 
     from autotune.checkpoints import Checkpoints
     from autotune.data import Dataset
+    from autotune.data.images import Images
 
 Params = Mapping[str, Any]
 
@@ -87,19 +88,27 @@ def batch_size_for(params: Params, n_train: int) -> int:
     return max(1, min(int(params.get("batch_size", 32)), n_train))
 
 
-def pipeline(x: Any, y: Any, batch_size: int) -> Any:
-    """A cached ``tf.data`` pipeline over in-memory arrays, in order (validation, scoring).
+def pipeline(x: Any, y: Any, batch_size: int, images: Images | None = None) -> Any:
+    """A ``tf.data`` pipeline of a split, in order (validation, scoring): in-memory arrays,
+    cached, or image files, read as it goes.
 
     Keras' own path for NumPy arrays rebuilds its input pipeline every epoch, which costs small
     models several times the training itself.
     """
     import tensorflow as tf
 
-    data = tf.data.Dataset.from_tensor_slices((x, y)).cache()
+    data = tf.data.Dataset.from_tensor_slices((x, y))
+    if images is not None:
+        data = data.map(lambda path, label: (images.decode(path), label),
+                        num_parallel_calls=tf.data.AUTOTUNE)  # fmt: skip
+    else:
+        data = data.cache()
     return data.batch(batch_size).prefetch(tf.data.AUTOTUNE)
 
 
-def training_pipeline(x: Any, y: Any, batch_size: int, *, seed: int, epoch: Any) -> Any:
+def training_pipeline(
+    x: Any, y: Any, batch_size: int, *, seed: int, epoch: Any, images: Images | None = None
+) -> Any:
     """The training split in batches, in an order fixed by the seed and the epoch: each pass
     reads the ``epoch`` variable when it starts and shuffles the rows by it (a stateless
     shuffle), then gathers each batch's rows at once.
@@ -120,12 +129,17 @@ def training_pipeline(x: Any, y: Any, batch_size: int, *, seed: int, epoch: Any)
         )
         return tf.data.Dataset.from_tensor_slices(shuffled)
 
-    batches = (
-        tf.data.Dataset.from_tensors(0)
-        .flat_map(order)
-        .batch(batch_size)
-        .map(lambda rows_: (tf.gather(features, rows_), tf.gather(labels, rows_)))
-    )
+    shuffled = tf.data.Dataset.from_tensors(0).flat_map(order)
+    if images is not None:  # read each file as the batch needs it
+        batches = shuffled.map(
+            lambda row: (images.decode(tf.gather(features, row)), tf.gather(labels, row)),
+            num_parallel_calls=tf.data.AUTOTUNE,
+            deterministic=True,
+        ).batch(batch_size)
+    else:
+        batches = shuffled.batch(batch_size).map(
+            lambda rows_: (tf.gather(features, rows_), tf.gather(labels, rows_))
+        )
     known = batches.apply(tf.data.experimental.assert_cardinality(math.ceil(rows / batch_size)))
     return known.prefetch(tf.data.AUTOTUNE)
 
@@ -205,7 +219,7 @@ def _output_width(model: Any, dataset: Dataset) -> int:
     outputs = getattr(model, "outputs", None)
     if outputs:
         return int(outputs[0].shape[-1])
-    return int(model(dataset.x_train[:1], training=False).shape[-1])
+    return int(model(dataset.examples(dataset.x_train[:1]), training=False).shape[-1])
 
 
 def _is_sigmoid(model: Any, dataset: Dataset) -> bool:
@@ -220,7 +234,8 @@ class TrainingData:
         train: The training split as a ``tf.data`` pipeline of ``(x, y)`` batches at the sampled
             batch size, reshuffled every epoch by the trial's seed.
         validation: The validation split, as ``(x, y)`` batches.
-        x_train, y_train, x_val, y_val: The same splits as arrays (labels as class indices).
+        x_train, y_train, x_val, y_val: The same splits as arrays (labels as class indices;
+            for a folder of images, ``x`` holds the files' paths).
         epochs: How many epochs to train: ``max_epochs`` in the search; the trial's best epoch
             when ``autotune best`` trains it again.
         batch_size: The sampled batch size (the whole split for a larger one).
@@ -252,12 +267,13 @@ class TrainingData:
         self.initial_epoch = initial_epoch
         self.epoch = tf.Variable(initial_epoch, dtype=tf.int64, trainable=False)
         self.train = training_pipeline(
-            dataset.x_train, dataset.y_train, self.batch_size, seed=seed, epoch=self.epoch
-        )
+            dataset.x_train, dataset.y_train, self.batch_size, seed=seed, epoch=self.epoch,
+            images=dataset.images,
+        )  # fmt: skip
         self.validation = (
             validation
             if validation is not None
-            else pipeline(dataset.x_val, dataset.y_val, VALIDATION_BATCH)
+            else pipeline(dataset.x_val, dataset.y_val, VALIDATION_BATCH, dataset.images)
         )
         self.x_train, self.y_train = dataset.x_train, dataset.y_train
         self.x_val, self.y_val = dataset.x_val, dataset.y_val
@@ -632,7 +648,7 @@ def train(
 
 def _hook(reporter: Reporter, data: TrainingData) -> None:
     """Lets the reporter build a subclassed model's weights and keep ``data.epoch`` current."""
-    reporter.example = data.x_train[:1]
+    reporter.example = data.dataset.examples(data.x_train[:1])
     reporter.next_epoch = lambda epoch: data.epoch.assign(epoch + 1)
 
 
@@ -739,7 +755,7 @@ def evaluate(model: Any, dataset: Dataset, spec: StudySpec) -> dict[str, dict[st
         ("validation", dataset.x_val, dataset.y_val),
         ("test", dataset.x_test, dataset.y_test),
     ):
-        data = pipeline(x, y, VALIDATION_BATCH)
+        data = pipeline(x, y, VALIDATION_BATCH, dataset.images)
         scores = {
             name: float(value)
             for name, value in model.evaluate(data, return_dict=True, verbose=0).items()

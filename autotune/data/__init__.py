@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from autotune.data.csv_reader import Table
+from autotune.data.images import CHANNELS, RESCALE, Images, scan
 from autotune.data.preprocess import (
     Preprocessing,
     of_arrays,
@@ -86,6 +87,9 @@ class Dataset:
         rows: The row indices of each split (``train``, ``validation``, ``test``) in the
             source: an array's examples, or a CSV's rows of data, counted from 0 after the
             header, blank lines left out.
+        images: For a folder of images: how a file becomes an example. ``x_train``,
+            ``x_val`` and ``x_test`` then hold the files' paths, which the training pipeline
+            reads as it goes (see :mod:`autotune.data.images`).
     """
 
     x_train: np.ndarray
@@ -100,10 +104,17 @@ class Dataset:
     features: tuple[str, ...] = ()
     preprocessing: Preprocessing | None = None
     rows: Mapping[str, np.ndarray] = field(default_factory=dict)
+    images: Images | None = None
 
     @property
     def input_shape(self) -> tuple[int, ...]:
+        if self.images is not None:
+            return self.images.shape
         return tuple(self.x_train.shape[1:])
+
+    def examples(self, x: np.ndarray) -> np.ndarray:
+        """Examples as the model takes them: ``x`` itself, or its image files read."""
+        return self.images.read(x) if self.images is not None else x
 
     def sizes(self) -> dict[str, int]:
         return {"train": len(self.x_train), "validation": len(self.x_val), "test": len(self.x_test)}
@@ -126,6 +137,8 @@ def load(
     """
     folder = Path(folder or ".").absolute()
     stamp = None
+    if data["source"] == "images":
+        return _images(data, folder, where)
     if data["source"] in FILE_SOURCES:
         # A file edited between two runs in one process (a notebook) is read again.
         path = path_of(data, folder)
@@ -203,6 +216,33 @@ def _load_cached(key: str, folder: str, stamp: Any, where: str) -> Dataset:
         preprocessing=preprocessing,
         rows={"train": train, "validation": val, "test": test},
     )
+
+
+def _images(data: Mapping[str, Any], folder: Path, where: str) -> Dataset:
+    """A folder of class folders, split by file (seeded, stratified by class)."""
+    import numpy as np
+
+    path = path_of(data, folder)
+    paths, names = scan(path, where)
+    label = f"{where}: [data] path '{path}'"
+    train, val, test = split(names, CLASSIFICATION, data, label)
+    classes = np.unique(names[train])
+    for split_name, rows in (("validation", val), ("test", test)):
+        unseen = sorted(set(names[rows]) - set(classes))
+        if unseen:
+            raise DataError(
+                f"{label}: class '{unseen[0]}' is in the {split_name} split but never in train."
+                f" Add images of it."
+            )
+    height, width = data["image_size"]
+    images = Images(height, width, CHANNELS[data["color_mode"]])
+    y = np.searchsorted(classes, names).astype(np.int32)
+    preprocessing = Preprocessing(shape=images.shape, rescale=RESCALE)
+    return Dataset(
+        paths[train], y[train], paths[val], y[val], paths[test], y[test], CLASSIFICATION,
+        len(classes), tuple(str(c) for c in classes), (), preprocessing,
+        {"train": train, "validation": val, "test": test}, images,
+    )  # fmt: skip
 
 
 def _split_rows(

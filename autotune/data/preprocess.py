@@ -64,6 +64,8 @@ class Preprocessing:
         reshape: The shape the model takes each example in (``[data] reshape``), if any.
         dtype: The float type the numbers were standardized in (``float32`` or ``float64``):
             the StandardScaler computes in its input's type.
+        rescale: Images: raw pixel values are multiplied by it (1/255), instead of
+            ``mean`` and ``scale``.
     """
 
     columns: tuple[Column, ...] = ()
@@ -72,6 +74,7 @@ class Preprocessing:
     scale: tuple[float, ...] = ()
     reshape: tuple[int, ...] | None = None
     dtype: str = "float32"
+    rescale: float | None = None
 
     def as_dict(self) -> dict[str, Any]:
         """The preprocessing as plain data, for an exported model's metadata."""
@@ -91,6 +94,8 @@ class Preprocessing:
                     for c in self.columns
                 ]
             }
+        elif self.rescale is not None:
+            out = {"shape": list(self.shape), "rescale": self.rescale}
         else:
             out = {"shape": list(self.shape), "mean": list(self.mean), "scale": list(self.scale)}
         if self.reshape is not None:
@@ -201,6 +206,10 @@ def keras_inputs(preprocessing: Preprocessing) -> tuple[Any, Any]:
         else:
             x = keras.layers.Identity(dtype="float32")(parts[0])
         shape: tuple[int, ...] = (int(x.shape[-1]),)
+    elif preprocessing.rescale is not None:  # images: raw pixels in
+        shape = preprocessing.shape
+        inputs = keras.Input(shape=shape, dtype="float32", name="x")
+        x = keras.layers.Rescaling(preprocessing.rescale)(inputs)
     else:
         shape = preprocessing.shape
         inputs = keras.Input(shape=shape, dtype="float32", name="x")

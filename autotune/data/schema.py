@@ -29,8 +29,9 @@ BUILTIN: dict[str, str] = {
     "digits": CLASSIFICATION,
     "breast_cancer": CLASSIFICATION,
 }
-# The user's own files; a source with a colon is the user's function.
-FILE_SOURCES = ("csv", "npz")
+# The user's own files, and folders of images; a source with a colon is the user's function.
+FILE_SOURCES = ("csv", "npz", "images")
+COLOR_MODES = ("grayscale", "rgb", "rgba")
 FUNCTION = "function"
 
 _COMMON_KEYS: dict[str, type | tuple[type, ...]] = {
@@ -45,12 +46,14 @@ _SOURCE_KEYS: dict[str, dict[str, type | tuple[type, ...]]] = {
     "builtin": {},
     "csv": {"path": str, "target": str, "features": list, "task": str, "separator": str},
     "npz": {"path": str, "x": str, "y": str, "task": str},
+    "images": {"path": str, "image_size": list, "color_mode": str},
     FUNCTION: {"task": str},
 }
 _REQUIRED: dict[str, tuple[str, ...]] = {
     "builtin": (),
     "csv": ("path", "target", "task"),
     "npz": ("path", "task"),
+    "images": ("path",),
     FUNCTION: ("task",),
 }
 DEFAULTS: dict[str, Any] = {"seed": 0, "validation_fraction": 0.2, "test_fraction": 0.2}
@@ -58,6 +61,7 @@ _SOURCE_DEFAULTS: dict[str, dict[str, Any]] = {
     "builtin": {},
     "csv": {"separator": ","},
     "npz": {"x": "x", "y": "y"},
+    "images": {"image_size": [64, 64], "color_mode": "rgb"},
     FUNCTION: {},
 }
 _ALLOWED_SOURCES = (
@@ -137,10 +141,7 @@ def validate(data: Any, where: str) -> dict[str, Any]:
         raise StudySpecError(
             f"{where}: [data] task must be {' or '.join(TASKS)}, but got '{out['task']}'."
         )
-    if "reshape" in out and (
-        not out["reshape"]
-        or not all(isinstance(n, int) and not isinstance(n, bool) and n > 0 for n in out["reshape"])
-    ):
+    if "reshape" in out and not _sizes(out["reshape"]):
         raise StudySpecError(
             f"{where}: [data] reshape must be a list of positive whole numbers, the shape of one"
             f" example such as [8, 8, 1], but got {out['reshape']!r}."
@@ -157,6 +158,16 @@ def validate(data: Any, where: str) -> dict[str, Any]:
                 f"{where}: [data] features include the target '{out['target']}'; a model must not"
                 f" see its answer. Leave it out of features."
             )
+    if "image_size" in out and (len(out["image_size"]) != 2 or not _sizes(out["image_size"])):
+        raise StudySpecError(
+            f"{where}: [data] image_size must be [height, width] in pixels such as [64, 64], but"
+            f" got {out['image_size']!r}."
+        )
+    if "color_mode" in out and out["color_mode"] not in COLOR_MODES:
+        raise StudySpecError(
+            f"{where}: [data] color_mode must be one of {', '.join(COLOR_MODES)}, but got"
+            f" {out['color_mode']!r}."
+        )
     if "separator" in out and len(out["separator"]) != 1:
         raise StudySpecError(
             f'{where}: [data] separator must be one character such as "," or ";", but got'
@@ -165,8 +176,17 @@ def validate(data: Any, where: str) -> dict[str, Any]:
     return out
 
 
+def _sizes(values: list[Any]) -> bool:
+    """Whether ``values`` is a non-empty list of positive whole numbers (a shape)."""
+    return bool(values) and all(
+        isinstance(n, int) and not isinstance(n, bool) and n > 0 for n in values
+    )
+
+
 def task_of(data: Mapping[str, Any]) -> str:
     """The task of a validated ``[data]`` table."""
     if data["source"] in BUILTIN:
         return BUILTIN[data["source"]]
+    if data["source"] == "images":
+        return CLASSIFICATION
     return data["task"]

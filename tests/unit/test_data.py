@@ -461,7 +461,7 @@ def test_the_builtin_tables_store_what_they_stored_before():
         ),
         (
             {"source": "sql"},
-            r"unknown data source 'sql'; allowed: breast_cancer, circles, csv, digits, moons, npz, or your own function as 'module:function'",
+            r"unknown data source 'sql'; allowed: breast_cancer, circles, csv, digits, images, moons, npz, or your own function as 'module:function'",
         ),
     ],
 )
