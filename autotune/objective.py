@@ -75,8 +75,9 @@ class Objective:
         self.dataset = data_module.load(spec.data, spec.folder, where=spec.source)
         check_model(spec, self.dataset)
         self.validation = pipeline(
-            self.dataset.x_val, self.dataset.y_val, VALIDATION_BATCH, self.dataset.images
-        )
+            self.dataset.x_val, self.dataset.y_val, VALIDATION_BATCH, self.dataset.images,
+            self.dataset.stream("validation"),
+        )  # fmt: skip
         self.last: Trained | None = None
         self.candidate: tuple[int, bytes] | None = None
 

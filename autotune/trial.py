@@ -88,15 +88,20 @@ def batch_size_for(params: Params, n_train: int) -> int:
     return max(1, min(int(params.get("batch_size", 32)), n_train))
 
 
-def pipeline(x: Any, y: Any, batch_size: int, images: Images | None = None) -> Any:
+def pipeline(
+    x: Any, y: Any, batch_size: int, images: Images | None = None, stream: Any = None
+) -> Any:
     """A ``tf.data`` pipeline of a split, in order (validation, scoring): in-memory arrays,
-    cached, or image files, read as it goes.
+    cached; image files, read as it goes; or the user's stream, its first ``len(x)`` elements.
 
     Keras' own path for NumPy arrays rebuilds its input pipeline every epoch, which costs small
     models several times the training itself.
     """
     import tensorflow as tf
 
+    if stream is not None:
+        known = stream.take(len(x)).apply(tf.data.experimental.assert_cardinality(len(x)))
+        return known.batch(batch_size).prefetch(tf.data.AUTOTUNE)
     data = tf.data.Dataset.from_tensor_slices((x, y))
     if images is not None:
         data = data.map(lambda path, label: (images.decode(path), label),
@@ -107,7 +112,14 @@ def pipeline(x: Any, y: Any, batch_size: int, images: Images | None = None) -> A
 
 
 def training_pipeline(
-    x: Any, y: Any, batch_size: int, *, seed: int, epoch: Any, images: Images | None = None
+    x: Any,
+    y: Any,
+    batch_size: int,
+    *,
+    seed: int,
+    epoch: Any,
+    images: Images | None = None,
+    stream: Any = None,
 ) -> Any:
     """The training split in batches, in an order fixed by the seed and the epoch: each pass
     reads the ``epoch`` variable when it starts and shuffles the rows by it (a stateless
@@ -120,6 +132,14 @@ def training_pipeline(
     import tensorflow as tf
 
     rows = len(x)
+    if stream is not None:  # the user's stream, shuffled by the trial's seed
+        from autotune.data.streams import SHUFFLE_BUFFER
+
+        shuffled = stream.take(rows).shuffle(
+            min(rows, SHUFFLE_BUFFER), seed=seed % 2**31, reshuffle_each_iteration=True
+        )
+        known = shuffled.apply(tf.data.experimental.assert_cardinality(rows))
+        return known.batch(batch_size).prefetch(tf.data.AUTOTUNE)
     features, labels = tf.constant(x), tf.constant(y)
     key = tf.constant(seed % 2**31, tf.int64)
 
@@ -268,12 +288,18 @@ class TrainingData:
         self.epoch = tf.Variable(initial_epoch, dtype=tf.int64, trainable=False)
         self.train = training_pipeline(
             dataset.x_train, dataset.y_train, self.batch_size, seed=seed, epoch=self.epoch,
-            images=dataset.images,
+            images=dataset.images, stream=dataset.stream("train"),
         )  # fmt: skip
         self.validation = (
             validation
             if validation is not None
-            else pipeline(dataset.x_val, dataset.y_val, VALIDATION_BATCH, dataset.images)
+            else pipeline(
+                dataset.x_val,
+                dataset.y_val,
+                VALIDATION_BATCH,
+                dataset.images,
+                dataset.stream("validation"),
+            )  # fmt: skip
         )
         self.x_train, self.y_train = dataset.x_train, dataset.y_train
         self.x_val, self.y_val = dataset.x_val, dataset.y_val
@@ -755,7 +781,7 @@ def evaluate(model: Any, dataset: Dataset, spec: StudySpec) -> dict[str, dict[st
         ("validation", dataset.x_val, dataset.y_val),
         ("test", dataset.x_test, dataset.y_test),
     ):
-        data = pipeline(x, y, VALIDATION_BATCH, dataset.images)
+        data = pipeline(x, y, VALIDATION_BATCH, dataset.images, dataset.stream(split))
         scores = {
             name: float(value)
             for name, value in model.evaluate(data, return_dict=True, verbose=0).items()

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from autotune.data import streams
 from autotune.data.csv_reader import Table
 from autotune.data.images import CHANNELS, RESCALE, Images, scan
 from autotune.data.preprocess import (
@@ -53,6 +54,7 @@ from autotune.data.sources import (
     read_npz,
     targets,
 )
+from autotune.data.streams import Streams
 from autotune.errors import DataError
 
 if TYPE_CHECKING:
@@ -90,6 +92,9 @@ class Dataset:
         images: For a folder of images: how a file becomes an example. ``x_train``,
             ``x_val`` and ``x_test`` then hold the files' paths, which the training pipeline
             reads as it goes (see :mod:`autotune.data.images`).
+        streams: For a data function's ``tf.data`` streams (see
+            :mod:`autotune.data.streams`): ``x_train``, ``x_val`` and ``x_test`` then hold the
+            elements' positions in their streams, and the pipelines read the streams.
     """
 
     x_train: np.ndarray
@@ -105,16 +110,28 @@ class Dataset:
     preprocessing: Preprocessing | None = None
     rows: Mapping[str, np.ndarray] = field(default_factory=dict)
     images: Images | None = None
+    streams: Streams | None = None
 
     @property
     def input_shape(self) -> tuple[int, ...]:
         if self.images is not None:
             return self.images.shape
+        if self.streams is not None:
+            return tuple(self.streams.train.element_spec[0].shape)
         return tuple(self.x_train.shape[1:])
 
     def examples(self, x: np.ndarray) -> np.ndarray:
-        """Examples as the model takes them: ``x`` itself, or its image files read."""
-        return self.images.read(x) if self.images is not None else x
+        """Training examples as the model takes them: ``x`` itself, its image files read, or
+        (streams) the first ``len(x)`` of the training stream."""
+        if self.images is not None:
+            return self.images.read(x)
+        if self.streams is not None:
+            return self.streams.read(len(x))
+        return x
+
+    def stream(self, split: str) -> Any:
+        """The ``tf.data`` stream of a split, or None when the data is not streams."""
+        return self.streams.of(split) if self.streams is not None else None
 
     def sizes(self) -> dict[str, int]:
         return {"train": len(self.x_train), "validation": len(self.x_val), "test": len(self.x_test)}
@@ -165,7 +182,10 @@ def _load_cached(key: str, folder: str, stamp: Any, where: str) -> Dataset:
             label = str(path)
             x, y = read_npz(path, data, where)
         else:
-            x, y = call_function(data["source"], Path(folder), where)
+            result = call_function(data["source"], Path(folder), where)
+            if streams.is_streams(result):
+                return _streams(streams.check(result, label), task, label)
+            x, y = result
         y = targets(y, task, f"{label}: y")
         encode = functools.partial(_split_rows, check_features(x, len(y), label))
     train, val, test = split(y, task, data, label)
@@ -242,6 +262,41 @@ def _images(data: Mapping[str, Any], folder: Path, where: str) -> Dataset:
         paths[train], y[train], paths[val], y[val], paths[test], y[test], CLASSIFICATION,
         len(classes), tuple(str(c) for c in classes), (), preprocessing,
         {"train": train, "validation": val, "test": test}, images,
+    )  # fmt: skip
+
+
+def _streams(found: dict[str, Any], task: str, label: str) -> Dataset:
+    """A data function's tf.data streams: read once for their labels and lengths."""
+    import numpy as np
+
+    y = {name: streams.labels(stream) for name, stream in found.items()}
+    classes = None
+    indices: dict[str, np.ndarray]
+    if task == CLASSIFICATION:
+        classes = np.unique(y["train"])
+        if len(classes) < 2:
+            raise DataError(
+                f"{label}: the training stream holds one class only, and there is nothing to"
+                f" tell apart. Give examples of at least two classes."
+            )
+        for name in ("validation", "test"):
+            unseen = sorted(set(y[name].tolist()) - set(classes.tolist()))
+            if unseen:
+                raise DataError(
+                    f"{label}: class {unseen[0]!r} is in the {name} stream but never in train."
+                )
+        indices = {k: np.searchsorted(classes, v).astype(np.int32) for k, v in y.items()}
+    else:
+        indices = {k: v.astype(np.float32).reshape(-1) for k, v in y.items()}
+    mapped = streams.mapped(found, task, classes)
+    shape = tuple(found["train"].element_spec[0].shape)
+    rows = {name: np.arange(len(indices[name])) for name in streams.SPLITS}
+    return Dataset(
+        rows["train"], indices["train"], rows["validation"], indices["validation"],
+        rows["test"], indices["test"], task,
+        len(classes) if classes is not None else 1,
+        tuple(c.item() for c in classes) if classes is not None else (), (),
+        Preprocessing(shape=shape, raw=True), rows, None, mapped,
     )  # fmt: skip
 
 

@@ -66,6 +66,7 @@ class Preprocessing:
             the StandardScaler computes in its input's type.
         rescale: Images: raw pixel values are multiplied by it (1/255), instead of
             ``mean`` and ``scale``.
+        raw: ``tf.data`` streams: the model takes the examples as the streams give them.
     """
 
     columns: tuple[Column, ...] = ()
@@ -75,6 +76,7 @@ class Preprocessing:
     reshape: tuple[int, ...] | None = None
     dtype: str = "float32"
     rescale: float | None = None
+    raw: bool = False
 
     def as_dict(self) -> dict[str, Any]:
         """The preprocessing as plain data, for an exported model's metadata."""
@@ -96,6 +98,8 @@ class Preprocessing:
             }
         elif self.rescale is not None:
             out = {"shape": list(self.shape), "rescale": self.rescale}
+        elif self.raw:
+            out = {"shape": list(self.shape), "raw": True}
         else:
             out = {"shape": list(self.shape), "mean": list(self.mean), "scale": list(self.scale)}
         if self.reshape is not None:
@@ -210,6 +214,9 @@ def keras_inputs(preprocessing: Preprocessing) -> tuple[Any, Any]:
         shape = preprocessing.shape
         inputs = keras.Input(shape=shape, dtype="float32", name="x")
         x = keras.layers.Rescaling(preprocessing.rescale)(inputs)
+    elif preprocessing.raw:  # streams: the examples as they come
+        shape = preprocessing.shape
+        x = inputs = keras.Input(shape=shape, dtype="float32", name="x")
     else:
         shape = preprocessing.shape
         inputs = keras.Input(shape=shape, dtype="float32", name="x")

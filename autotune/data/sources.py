@@ -164,7 +164,9 @@ def read_npz(path: Path, data: Mapping[str, Any], where: str) -> tuple[Any, Any]
     return arrays[data["x"]], arrays[data["y"]]
 
 
-def call_function(reference: str, folder: Path, where: str) -> tuple[Any, Any]:
+def call_function(reference: str, folder: Path, where: str) -> Any:
+    """Calls the user's data function: its ``(X, y)``, or its mapping of ``tf.data`` streams
+    (see :mod:`autotune.data.streams`), as it returned them."""
     label = f"{where}: [data] source '{reference}'"
     function, module = references.load(reference, folder, label=label, error=DataError)
     references.check_signature(function, (), label=label, error=DataError)
@@ -175,10 +177,12 @@ def call_function(reference: str, folder: Path, where: str) -> tuple[Any, Any]:
             f"{label} raised {references.describe(e, getattr(module, '__file__', None))}."
             f" Fix the function."
         ) from e
+    if isinstance(result, Mapping):
+        return result
     if not isinstance(result, (tuple, list)) or len(result) != 2:
         raise DataError(
-            f"{label} returned {type(result).__name__}, not a pair (X, y) of arrays."
-            f" End it with: return X, y"
+            f"{label} returned {type(result).__name__}, not a pair (X, y) of arrays (or a dict"
+            f" of tf.data streams). End it with: return X, y"
         )
     x, y = result
     return x, y
