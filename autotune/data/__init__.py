@@ -12,6 +12,9 @@ are one-hot encoded with the categories of the training split (a category seen o
 validation or test split encodes as all zeros). Missing values are refused, not guessed.
 What was fitted is kept on the data set (:class:`Preprocessing`), so that an exported model
 can take raw inputs.
+
+Data that comes split already names its ``train``, ``validation`` and ``test`` files instead of
+``path``, or a CSV column that says each row's split (:mod:`autotune.data.splits`).
 """
 
 from __future__ import annotations
@@ -25,7 +28,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from autotune.data import streams
-from autotune.data.csv_reader import Table
 from autotune.data.images import CHANNELS, RESCALE, Images, scan
 from autotune.data.preprocess import (
     Preprocessing,
@@ -41,6 +43,7 @@ from autotune.data.schema import (
     FILE_SOURCES,
     METRICS,
     REGRESSION,
+    SPLIT_KEYS,
     TASKS,
     kind_of,
     task_of,
@@ -51,9 +54,9 @@ from autotune.data.sources import (
     call_function,
     check_features,
     path_of,
-    read_npz,
     targets,
 )
+from autotune.data.splits import read_arrays, read_table
 from autotune.data.streams import Streams
 from autotune.errors import DataError
 
@@ -88,7 +91,8 @@ class Dataset:
         preprocessing: What turns raw inputs into ``x``, fitted on the training split.
         rows: The row indices of each split (``train``, ``validation``, ``test``) in the
             source: an array's examples, or a CSV's rows of data, counted from 0 after the
-            header, blank lines left out.
+            header, blank lines left out. With split files, each split's rows in its own file
+            (a split taken from the training split, in the training file).
         images: For a folder of images: how a file becomes an example. ``x_train``,
             ``x_val`` and ``x_test`` then hold the files' paths, which the training pipeline
             reads as it goes (see :mod:`autotune.data.images`).
@@ -158,8 +162,10 @@ def load(
         return _images(data, folder, where)
     if data["source"] in FILE_SOURCES:
         # A file edited between two runs in one process (a notebook) is read again.
-        path = path_of(data, folder)
-        stamp = (path.stat().st_mtime_ns, path.stat().st_size) if path.is_file() else None
+        paths = [path_of(data, folder, key) for key in ("path", *SPLIT_KEYS) if key in data]
+        stamp = tuple(
+            (p.stat().st_mtime_ns, p.stat().st_size) if p.is_file() else None for p in paths
+        )
     return _load_cached(json.dumps(dict(data), sort_keys=True), str(folder), stamp, where)
 
 
@@ -172,15 +178,14 @@ def _load_cached(key: str, folder: str, stamp: Any, where: str) -> Dataset:
     kind = kind_of(data["source"])
     label = f"{where}: [data] source '{data['source']}'"
     if kind == "csv":
-        table = Table.read(path_of(data, Path(folder)), data, task, where)
+        table, given = read_table(data, Path(folder), task, where)
         label, y, encode = str(table.path), table.y, table.encode
     else:
+        given = None
         if kind == "builtin":
             x, y = LOADERS[data["source"]](data["seed"])
         elif kind == "npz":
-            path = path_of(data, Path(folder))
-            label = str(path)
-            x, y = read_npz(path, data, where)
+            x, y, label, given = read_arrays(data, Path(folder), task, where)
         else:
             result = call_function(data["source"], Path(folder), where)
             if streams.is_streams(result):
@@ -188,7 +193,12 @@ def _load_cached(key: str, folder: str, stamp: Any, where: str) -> Dataset:
             x, y = result
         y = targets(y, task, f"{label}: y")
         encode = functools.partial(_split_rows, check_features(x, len(y), label))
-    train, val, test = split(y, task, data, label)
+    if given is None:
+        train, val, test = split(y, task, data, label)
+        rows = {"train": train, "validation": val, "test": test}
+    else:
+        train, val, test = given.split(y, task, data)
+        rows = given.in_files(train=train, validation=val, test=test)
     x_train, x_val, x_test, names, numeric, shift = encode(train, val, test)
     raw_shape, raw_dtype = x_train.shape[1:], x_train.dtype.name
     (x_train, x_val, x_test), mean, scale = standardize(x_train, x_val, x_test, numeric, shift)
@@ -234,7 +244,7 @@ def _load_cached(key: str, folder: str, stamp: Any, where: str) -> Dataset:
         classes,
         names,
         preprocessing=preprocessing,
-        rows={"train": train, "validation": val, "test": test},
+        rows=rows,
     )
 
 

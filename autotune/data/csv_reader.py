@@ -14,12 +14,13 @@ from __future__ import annotations
 import csv
 import math
 import re
-from collections.abc import Callable, Generator, Iterable, Mapping
+from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from autotune.data.sources import number, require_file, targets
+from autotune.data.schema import SPLIT_KEYS
+from autotune.data.sources import join_targets, number, require_file, targets
 from autotune.errors import DataError
 
 if TYPE_CHECKING:
@@ -69,7 +70,8 @@ class TextColumn:
 
 class Table:
     """A CSV file's checked columns: feature columns as numbers (:class:`NumberColumn`) or as
-    text (:class:`TextColumn`), and the target.
+    text (:class:`TextColumn`), the target, and each row's split if ``[data] split_column``
+    names a column that says it.
 
     A table is encoded once: :meth:`encode` moves the number columns into the matrices it
     returns, and leaves ``None`` in their place, so that a large file is not held twice.
@@ -81,11 +83,22 @@ class Table:
         # name -> NumberColumn (None once encoded) or TextColumn, in the order of the features
         self.columns: dict[str, Any] = {}
         self.y: Any = None
+        self.header: list[str] = []
+        # Each row's split, as its index in SPLIT_KEYS, with a split column; else None.
+        self.parts: np.ndarray | None = None
         self._lines: dict[int, int] = {}  # row of data -> the file's line, for messages
 
     @classmethod
-    def read(cls, path: Path, data: Mapping[str, Any], task: str, where: str) -> Table:
-        """Reads and checks a CSV file: its header, the target and every feature column.
+    def read(
+        cls, path: Path, data: Mapping[str, Any], task: str, where: str, like: Table | None = None
+    ) -> Table:
+        """Reads and checks a CSV file: its header, the target, every feature column, and the
+        split column if ``[data]`` names one.
+
+        Args:
+            like: The training file's table, when this file holds another split of the same
+                data: the file must have its columns, each holding the same kind of values, and
+                its numbers are shifted as the training file's are (see :class:`NumberColumn`).
 
         Raises:
             DataError: Naming the file, the line and the column, and the fix.
@@ -93,13 +106,22 @@ class Table:
         separator = data["separator"]
         require_file(path, where)
         header, skip = read_header(path, separator)
+        if like is not None:
+            like._same_columns(path, header)
         target = data["target"]
         if target not in header:
             raise DataError(
                 f"{path}: no target column '{target}'; the columns are: {', '.join(header)}."
                 f" Set [data] target to one of them."
             )
-        features = data.get("features") or [name for name in header if name != target]
+        split_column = data.get("split_column")
+        if split_column is not None and split_column not in header:
+            raise DataError(
+                f"{path}: no split column '{split_column}'; the columns are: {', '.join(header)}."
+                f" Set [data] split_column to one of them."
+            )
+        others = (target, split_column)
+        features = data.get("features") or [name for name in header if name not in others]
         unknown = [name for name in features if name not in header]
         if unknown:
             raise DataError(
@@ -107,12 +129,66 @@ class Table:
                 f" {', '.join(header)}. Fix [data] features."
             )
         table = cls(path, separator)
+        table.header = header
         wanted = {header.index(name): name == target for name in [target, *features]}
-        read = read_blocks(path, separator, len(header), skip, wanted)
+        shifts = {}
+        if like is not None:
+            shifts = {
+                header.index(name): column.shift
+                for name, column in like.columns.items()
+                if isinstance(column, NumberColumn)
+            }
+        as_text = set()
+        if split_column is not None:
+            # Read as the text it says, a number such as 1 included, so that a message quotes it.
+            wanted[header.index(split_column)] = True
+            as_text.add(header.index(split_column))
+        read = read_blocks(path, separator, len(header), skip, wanted, shifts, as_text)
         table.y = table._target(target, read[header.index(target)], task)
         for name in features:
-            table.columns[name] = table._feature(name, read[header.index(name)])
+            table.columns[name] = table._feature(name, read[header.index(name)], like)
+        if split_column is not None:
+            table.parts = table._parts(split_column, read[header.index(split_column)])
         return table
+
+    @classmethod
+    def join(cls, tables: Sequence[Table]) -> Table:
+        """Tables of the same columns (each read ``like`` the first) as one, their rows one
+        after another: a number column keeps the first table's shift, a text column's
+        categories are all the tables'.
+
+        The tables' columns are moved into the one made, so that a large file is not held twice.
+        """
+        import numpy as np
+
+        first = tables[0]
+        out = cls(first.path, first.separator)
+        out.header = first.header
+        out.y = join_targets([table.y for table in tables])
+        for name, column in first.columns.items():
+            parts = [table.columns[name] for table in tables]
+            for table in tables:
+                table.columns[name] = None  # moved
+            if isinstance(column, NumberColumn):
+                values = np.concatenate([part.values for part in parts])
+                out.columns[name] = NumberColumn(values, column.shift)
+                continue
+            categories = np.unique(np.concatenate([part.categories for part in parts]))
+            codes = [np.searchsorted(categories, part.categories)[part.codes] for part in parts]
+            out.columns[name] = TextColumn(categories, np.concatenate(codes).astype(np.int32))
+        return out
+
+    def _same_columns(self, path: Path, header: list[str]) -> None:
+        """Refuses another split's file whose columns are not this training file's."""
+        missing = [name for name in self.header if name not in header]
+        extra = [name for name in header if name not in self.header]
+        if missing or extra:
+            problems = [f"missing {', '.join(map(repr, missing))}"] if missing else []
+            problems += [f"extra {', '.join(map(repr, extra))}"] if extra else []
+            raise DataError(
+                f"{path}: the columns differ from those of the training file {self.path}:"
+                f" {'; '.join(problems)}. Give every split file the same columns."
+            )
 
     def _quote(self, cells: _Cells) -> str:
         """The first cells of one kind, with their lines: ``line 7: 'n/a', line 9: '?', ...``."""
@@ -157,11 +233,19 @@ class Table:
         y = cells.text_column().values() if cells.text.count else cells.numbers_array()
         return targets(y, task, f"{self.path}: target '{name}'", self._where)
 
-    def _feature(self, name: str, cells: _Column) -> Any:
-        """A feature column: numbers, or text, whose categories are found on the training split."""
+    def _feature(self, name: str, cells: _Column, like: Table | None = None) -> Any:
+        """A feature column: numbers, or text, whose categories are found on the training split;
+        of the same kind as in the training file's table ``like``, if given."""
         fix = "Fill them in, drop those rows, or leave the column out of [data] features."
         self._missing(name, cells, fix)
+        trained = None if like is None else like.columns[name]
+        kinds = "; a column holds one kind of value in every split. Fix the values that are wrong."
         if not cells.text.count:
+            if isinstance(trained, TextColumn) and like is not None:
+                raise DataError(
+                    f"{self.path}: column '{name}' holds numbers only, but text in the training"
+                    f" file {like.path}{kinds}"
+                )
             return cells.number_column()
         if cells.number.count:
             first_number = _Cells(1, cells.number.first[:1])
@@ -170,7 +254,34 @@ class Table:
                 f" and text ({self._quote(cells.text)}); fix the values that are wrong (a"
                 f" category column must hold only text)."
             )
+        if isinstance(trained, NumberColumn) and like is not None:
+            raise DataError(
+                f"{self.path}: column '{name}' holds text ({self._quote(cells.text)}), but"
+                f" numbers in the training file {like.path}{kinds}"
+            )
         return cells.text_column()
+
+    def _parts(self, name: str, cells: _Column) -> np.ndarray:
+        """Each row's split from the split column: its index in ``SPLIT_KEYS``.
+
+        Raises:
+            DataError: A row's value is missing or is not exactly one of the splits' names.
+        """
+        import numpy as np
+
+        words = ", ".join(SPLIT_KEYS)
+        self._missing(name, cells, f"Give every row one of {words}.")
+        column = cells.text_column()
+        wrong = [i for i, value in enumerate(column.categories.tolist()) if value not in SPLIT_KEYS]
+        if wrong:
+            row = int(np.flatnonzero(np.isin(column.codes, wrong))[0])
+            raise DataError(
+                f"{self.path}, {self._where(row)}: split column '{name}' says"
+                f" {column.categories[column.codes[row]].item()!r}; each row's must be one of"
+                f" {words}."
+            )
+        index = np.array([SPLIT_KEYS.index(value) for value in column.categories.tolist()])
+        return index.astype(np.int8)[column.codes]
 
     def encode(self, train: np.ndarray, val: np.ndarray, test: np.ndarray) -> tuple[Any, ...]:
         """The three splits' feature matrices (float32): numbers less their column's shift, text
@@ -426,11 +537,18 @@ def read_header(path: Path, separator: str) -> tuple[list[str], int]:
 
 
 def read_blocks(
-    path: Path, separator: str, width: int, skip: int, wanted: Mapping[int, bool]
+    path: Path,
+    separator: str,
+    width: int,
+    skip: int,
+    wanted: Mapping[int, bool],
+    shifts: Mapping[int, float] | None = None,
+    as_text: Iterable[int] = (),
 ) -> dict[int, _Column]:
     """Reads the rows under the header (its ``skip`` lines left out) in blocks, and checks the
-    cells of the ``wanted`` columns (by index; true for the target); blank rows (every cell
-    blank) are left out.
+    cells of the ``wanted`` columns (by index; true for the target, or any column whose values
+    are labels); blank rows (every cell blank) are left out. Number columns in ``shifts`` take
+    that shift (see :class:`NumberColumn`); columns in ``as_text`` are read as text throughout.
 
     Each wanted column is read as numbers until a cell that is not one turns up; then the file
     is read again with that column as text. pyarrow's compute functions are not used: their
@@ -443,10 +561,10 @@ def read_blocks(
     import pyarrow as pa
 
     block_size = BLOCK_SIZE
-    text = {i for i in range(width) if i not in wanted}
+    text = {i for i in range(width) if i not in wanted} | set(as_text)
     while True:
         try:
-            return _read(path, separator, width, skip, wanted, text, block_size)
+            return _read(path, separator, width, skip, wanted, text, block_size, shifts or {})
         except _AsText as e:
             text.add(e.column)
         except pa.ArrowInvalid as e:
@@ -469,6 +587,7 @@ def _read(
     wanted: Mapping[int, bool],
     text: set[int],
     block_size: int,
+    shifts: Mapping[int, float],
 ) -> dict[int, _Column]:
     import numpy as np
     import pyarrow as pa
@@ -505,6 +624,8 @@ def _read(
             # As many rows as the first block's share of the file foretells, and more.
             rows = batch.num_rows * max(path.stat().st_size // block_size, 1) * 5 // 4 + 1
             columns = {i: _Column(rows, labels) for i, labels in wanted.items()}
+            for i, shift in shifts.items():
+                columns[i].shift = shift
         cells: dict[int, list[str]] = {}  # the block's text columns, as Python strings
         keep = _not_blank(batch, cells)
         for i, column in columns.items():

@@ -41,18 +41,31 @@ _COMMON_KEYS: dict[str, type | tuple[type, ...]] = {
     "test_fraction": float,
     "reshape": list,
 }
+# The user's own splits: files of the source's kind named instead of path (see
+# autotune.data.splits). A CSV's rows may say their split in a split_column instead.
+SPLIT_KEYS = ("train", "validation", "test")
+_SPLIT_FILES: dict[str, type | tuple[type, ...]] = dict.fromkeys(SPLIT_KEYS, str)
 # Keys by kind of source: the built-in data sets know their task, the user's data does not.
 _SOURCE_KEYS: dict[str, dict[str, type | tuple[type, ...]]] = {
     "builtin": {},
-    "csv": {"path": str, "target": str, "features": list, "task": str, "separator": str},
-    "npz": {"path": str, "x": str, "y": str, "task": str},
+    "csv": {
+        "path": str,
+        **_SPLIT_FILES,
+        "split_column": str,
+        "target": str,
+        "features": list,
+        "task": str,
+        "separator": str,
+    },
+    "npz": {"path": str, **_SPLIT_FILES, "x": str, "y": str, "task": str},
     "images": {"path": str, "image_size": list, "color_mode": str},
     FUNCTION: {"task": str},
 }
+# Besides these, a source that takes split files needs path or train.
 _REQUIRED: dict[str, tuple[str, ...]] = {
     "builtin": (),
-    "csv": ("path", "target", "task"),
-    "npz": ("path", "task"),
+    "csv": ("target", "task"),
+    "npz": ("task",),
     "images": ("path",),
     FUNCTION: ("task",),
 }
@@ -85,8 +98,9 @@ def validate(data: Any, where: str) -> dict[str, Any]:
     Only the table's form is checked here; the files themselves are read when the study runs.
 
     Raises:
-        StudySpecError: An unknown key or source, a missing or wrongly typed key, or fractions
-            that leave no training data.
+        StudySpecError: An unknown key or source, a missing or wrongly typed key, fractions
+            that leave no training data, or keys of the user's splits that do not go together
+            (path and train, split_column and train, validation or test without train).
     """
     if not isinstance(data, Mapping):
         raise StudySpecError(f"{where}: [data] must be a table with a source, but got {data!r}.")
@@ -107,7 +121,10 @@ def validate(data: Any, where: str) -> dict[str, Any]:
             f"{where}: [data] has unknown key(s) {', '.join(unknown)} for source '{source}';"
             f" allowed: {', '.join(sorted(keys))}."
         )
+    _check_split_keys(data, where)
     missing = [key for key in _REQUIRED[kind] if key not in data]
+    if "train" in keys and "path" not in data and "train" not in data:
+        missing.insert(0, "path (or train, validation and test: the splits you made)")
     if missing:
         raise StudySpecError(
             f"{where}: [data] source '{source}' needs {' and '.join(missing)}"
@@ -168,6 +185,15 @@ def validate(data: Any, where: str) -> dict[str, Any]:
             f"{where}: [data] color_mode must be one of {', '.join(COLOR_MODES)}, but got"
             f" {out['color_mode']!r}."
         )
+    if "split_column" in out:
+        column = out["split_column"]
+        if column == out["target"] or column in out.get("features", ()):
+            raise StudySpecError(
+                f"{where}: [data] split_column '{column}' is also"
+                f" {'the target' if column == out['target'] else 'one of the features'}; it says"
+                f" each row's split, which is not for a model to learn from or to predict. Name"
+                f" another column."
+            )
     if "separator" in out and len(out["separator"]) != 1:
         raise StudySpecError(
             f'{where}: [data] separator must be one character such as "," or ";", but got'
@@ -181,6 +207,28 @@ def _sizes(values: list[Any]) -> bool:
     return bool(values) and all(
         isinstance(n, int) and not isinstance(n, bool) and n > 0 for n in values
     )
+
+
+def _check_split_keys(data: Mapping[str, Any], where: str) -> None:
+    """Refuses keys of the user's splits that do not go together."""
+    files = [key for key in SPLIT_KEYS if key in data]
+    if not files:
+        return
+    for other, what in (
+        ("path", "path names one file that autotune splits"),
+        ("split_column", "a split column splits the one file that path names"),
+    ):
+        if other in data:
+            raise StudySpecError(
+                f"{where}: [data] names both {other} and {' and '.join(files)}; {what}, while"
+                f" train, validation and test name files that are split already. Keep one of"
+                f" the two."
+            )
+    if "train" not in data:
+        raise StudySpecError(
+            f"{where}: [data] {' and '.join(files)} {'needs' if len(files) == 1 else 'need'}"
+            f' train, the file of the training split; add for example train = "train.csv".'
+        )
 
 
 def task_of(data: Mapping[str, Any]) -> str:

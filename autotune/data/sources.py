@@ -50,14 +50,15 @@ LOADERS: dict[str, Callable[[int], tuple[np.ndarray, np.ndarray]]] = {
 }
 
 
-def path_of(data: Mapping[str, Any], folder: Path) -> Path:
-    return folder / Path(data["path"]).expanduser()
+def path_of(data: Mapping[str, Any], folder: Path, key: str = "path") -> Path:
+    """The file that ``[data] <key>`` names."""
+    return folder / Path(data[key]).expanduser()
 
 
-def require_file(path: Path, where: str) -> None:
+def require_file(path: Path, where: str, key: str = "path") -> None:
     if not path.is_file():
         raise DataError(
-            f"{where}: [data] path: no file {path}. Fix the path; a relative one starts at the"
+            f"{where}: [data] {key}: no file {path}. Fix the path; a relative one starts at the"
             f" study file's folder."
         )
 
@@ -111,6 +112,16 @@ def targets(
             )
         y = y.astype(np.int64)
     return y
+
+
+def join_targets(parts: list[np.ndarray]) -> np.ndarray:
+    """Checked targets of several files, one after another: as text labels if any file's are
+    (a class label such as 1 is then "1", as a CSV's text target holds it)."""
+    import numpy as np
+
+    if any(y.dtype.kind in "US" for y in parts):
+        parts = [y.astype(str) for y in parts]
+    return np.concatenate(parts)
 
 
 def check_features(x: Any, n: int, label: str) -> np.ndarray:

@@ -497,3 +497,335 @@ def test_a_target_of_one_class_is_named_as_the_datas_fault(tmp_path: Path):
         match=r"one.csv: the target holds one class only \('yes'\), and there is nothing to tell apart\.",
     ):
         data.load(table, tmp_path, where="s")
+
+
+# The user's own splits: train, validation and test files, or a split column.
+
+
+def split_files(folder: Path, sizes=(60, 20, 15), header=HEADER) -> list[list[list]]:
+    """Writes train.csv, val.csv and test.csv, each of its own rows; returns their rows."""
+    parts = []
+    for seed, (name, n) in enumerate(zip(("train.csv", "val.csv", "test.csv"), sizes, strict=True)):
+        parts.append(houses(n, seed=seed))
+        write_csv(folder, parts[-1], name=name, header=header)
+    return parts
+
+
+def splits_table(**overrides) -> dict:
+    """A [data] table of the split files; an override of None leaves that key out."""
+    table = {
+        "source": "csv",
+        "train": "train.csv",
+        "validation": "val.csv",
+        "test": "test.csv",
+        "target": "label",
+        "task": "classification",
+        **overrides,
+    }
+    return data.validate({k: v for k, v in table.items() if v is not None}, "study.toml")
+
+
+def test_split_files_are_used_as_they_are_in_their_row_order(tmp_path: Path):
+    train, val, test = split_files(tmp_path)
+    ds = data.load(splits_table(features=["size", "rooms", "district"]), tmp_path)
+
+    assert ds.sizes() == {"train": 60, "validation": 20, "test": 15}
+    for name, rows in (("train", train), ("validation", val), ("test", test)):
+        assert list(ds.rows[name]) == list(range(len(rows)))  # each file's rows, in order
+    assert [ds.classes[i] for i in ds.y_test] == [r[3] for r in test]
+    assert [ds.classes[i] for i in ds.y_val] == [r[3] for r in val]
+    # standardized with the training file's statistics alone
+    sizes = np.array([r[0] for r in train])
+    assert np.allclose(
+        ds.x_test[:, 0], (np.array([r[0] for r in test]) - sizes.mean()) / sizes.std(), atol=1e-5
+    )
+    assert np.allclose(ds.x_train[:, :2].mean(axis=0), 0, atol=1e-5)
+
+    # a split file edited between two loads in one process (a notebook) is read again
+    write_csv(tmp_path, test[:10], name="test.csv")
+    assert data.load(splits_table(features=["size"]), tmp_path).sizes()["test"] == 10
+
+
+def test_the_fitted_preprocessing_turns_the_raw_test_rows_into_x_test(tmp_path: Path):
+    # A column with a large offset: the test file's numbers take the training file's shift.
+    rng = np.random.default_rng(0)
+
+    def rows(n: int) -> list[list]:
+        return [[repr(1e6 + rng.normal()), "nsw"[i % 3], "ab"[i % 2]] for i in range(n)]
+
+    train, test = rows(60), rows(20)
+    test[0][1] = "harbour"  # a category only the test file holds: all zeros
+    header = ["stamp", "district", "label"]
+    write_csv(tmp_path, train, name="train.csv", header=header)
+    write_csv(tmp_path, test, name="test.csv", header=header)
+    ds = data.load(splits_table(validation=None), tmp_path)
+
+    stamp, district = ds.preprocessing.columns
+    assert district.categories == ("n", "s", "w")
+    raw = np.array([float(r[0]) for r in test])
+    real = np.float32
+    number = ((raw - stamp.shift).astype(real) - real(stamp.mean - stamp.shift)) / real(stamp.scale)
+    one_hot = np.array([[r[1] == c for c in district.categories] for r in test], dtype=real)
+    assert np.array_equal(ds.x_test, np.column_stack([number, one_hot]))
+    assert not ds.x_test[0, 1:].any()
+
+
+def test_a_split_left_out_is_taken_from_the_training_file_seeded_and_stratified(tmp_path: Path):
+    train, _, _ = split_files(tmp_path, sizes=(100, 20, 15))
+    labels = np.array([r[3] for r in train])
+
+    no_validation = data.load(splits_table(validation=None), tmp_path)
+    assert no_validation.sizes() == {"train": 80, "validation": 20, "test": 15}
+    rows = no_validation.rows
+    assert list(rows["test"]) == list(range(15))
+    assert sorted([*rows["train"], *rows["validation"]]) == list(range(100))
+    assert list(rows["validation"]) == sorted(rows["validation"])  # the file's order
+    share = (labels == "big").mean()
+    assert abs((labels[rows["validation"]] == "big").mean() - share) < 0.05  # stratified
+    data._load_cached.cache_clear()  # really split again
+    assert np.array_equal(
+        data.load(splits_table(validation=None), tmp_path).rows["validation"], rows["validation"]
+    )
+    other = data.load(splits_table(validation=None, seed=1), tmp_path)
+    assert not np.array_equal(other.rows["validation"], rows["validation"])
+
+    no_test = data.load(splits_table(test=None), tmp_path)
+    assert no_test.sizes() == {"train": 80, "validation": 20, "test": 20}
+    assert list(no_test.rows["validation"]) == list(range(20))
+
+    # a training file alone is split as a single file is, each split in the file's order
+    alone = data.load(splits_table(validation=None, test=None), tmp_path)
+    single = data.load(csv_table(path="train.csv"), tmp_path)
+    for name in ("train", "validation", "test"):
+        assert list(alone.rows[name]) == sorted(single.rows[name])
+
+
+def test_a_split_column_says_each_rows_split_and_is_no_feature(tmp_path: Path):
+    said = [["train", "train", "validation", "train", "test"][i % 5] for i in range(60)]
+    rows = [[*r, s] for r, s in zip(houses(), said, strict=True)]
+    write_csv(tmp_path, rows, header=[*HEADER, "part"])
+    ds = data.load(csv_table(split_column="part"), tmp_path)
+
+    assert not any(name.startswith("part") for name in ds.features)
+    assert ds.sizes() == {"train": 36, "validation": 12, "test": 12}
+    for name in ("train", "validation", "test"):
+        assert list(ds.rows[name]) == [i for i, s in enumerate(said) if s == name]
+    assert [ds.classes[i] for i in ds.y_test] == [
+        r[3] for r, s in zip(rows, said, strict=True) if s == "test"
+    ]
+
+    # no validation row: the validation split is taken from the training rows
+    rows = [[*r[:-1], "test" if r[-1] == "test" else "train"] for r in rows]
+    write_csv(tmp_path, rows, name="two.csv", header=[*HEADER, "part"])
+    ds = data.load(csv_table(path="two.csv", split_column="part"), tmp_path)
+    assert ds.sizes() == {"train": 38, "validation": 10, "test": 12}
+
+
+@pytest.mark.parametrize(
+    "cell, message",
+    [
+        (
+            "Train",
+            r"houses.csv, line 9: split column 'part' says 'Train'; each row's must be one of train, validation, test\.",
+        ),
+        (
+            "valid",
+            r"houses.csv, line 9: split column 'part' says 'valid'; each row's must be one of train, validation, test\.",
+        ),
+        (
+            "1",
+            r"houses.csv, line 9: split column 'part' says '1'; each row's must be one of train, validation, test\.",
+        ),
+        (
+            "",
+            r"houses.csv: column 'part' has 1 missing value\(s\) \(line 9: ''\)\. Give every row one of train, validation, test\.",
+        ),
+    ],
+)
+def test_a_split_column_says_train_validation_or_test_on_every_row(tmp_path: Path, cell, message):
+    rows = [[*r, "test" if i % 4 == 0 else "train"] for i, r in enumerate(houses())]
+    rows[7][-1] = cell
+    write_csv(tmp_path, rows, header=[*HEADER, "part"])
+    with pytest.raises(DataError, match=message) as info:
+        data.load(csv_table(split_column="part"), tmp_path)
+    assert "\n" not in str(info.value)
+
+
+def test_a_split_column_must_be_there_and_mark_training_rows(tmp_path: Path):
+    write_csv(tmp_path, houses())
+    with pytest.raises(
+        DataError,
+        match=r"houses.csv: no split column 'part'; the columns are: size, rooms, district, label, price\. Set \[data\] split_column to one of them\.",
+    ):
+        data.load(csv_table(split_column="part"), tmp_path)
+    write_csv(tmp_path, [[*r, "test"] for r in houses()], header=[*HEADER, "part"])
+    with pytest.raises(DataError, match=r"houses.csv: split column 'part' says train on no row"):
+        data.load(csv_table(split_column="part"), tmp_path)
+
+
+@pytest.mark.parametrize(
+    "table, message",
+    [
+        (
+            {
+                "source": "csv",
+                "path": "a.csv",
+                "train": "t.csv",
+                "target": "y",
+                "task": "regression",
+            },
+            r"s: \[data\] names both path and train; path names one file that autotune splits, while train, validation and test name files that are split already\. Keep one of the two\.",
+        ),
+        (
+            {"source": "npz", "path": "a.npz", "test": "t.npz", "task": "regression"},
+            r"s: \[data\] names both path and test; path names one file",
+        ),
+        (
+            {
+                "source": "csv",
+                "split_column": "part",
+                "train": "t.csv",
+                "target": "y",
+                "task": "regression",
+            },
+            r"s: \[data\] names both split_column and train; a split column splits the one file that path names, while train, validation and test name files that are split already\.",
+        ),
+        (
+            {
+                "source": "csv",
+                "validation": "v.csv",
+                "test": "t.csv",
+                "target": "y",
+                "task": "regression",
+            },
+            r"s: \[data\] validation and test need train, the file of the training split; add for example train = \"train.csv\"\.",
+        ),
+        (
+            {"source": "csv", "target": "y", "task": "regression"},
+            r"s: \[data\] source 'csv' needs path \(or train, validation and test: the splits you made\)\.",
+        ),
+        (
+            {
+                "source": "csv",
+                "path": "a.csv",
+                "split_column": "y",
+                "target": "y",
+                "task": "regression",
+            },
+            r"s: \[data\] split_column 'y' is also the target; it says each row's split, which is not for a model to learn from or to predict\. Name another column\.",
+        ),
+        (
+            {
+                "source": "csv",
+                "path": "a.csv",
+                "split_column": "p",
+                "features": ["a", "p"],
+                "target": "y",
+                "task": "regression",
+            },
+            r"s: \[data\] split_column 'p' is also one of the features;",
+        ),
+        (
+            {"source": "npz", "path": "a.npz", "split_column": "p", "task": "regression"},
+            r"unknown key\(s\) split_column for source 'npz'",
+        ),
+        ({"source": "circles", "train": "t.csv"}, r"unknown key\(s\) train for source 'circles'"),
+        (
+            {"source": "csv", "train": 3, "target": "y", "task": "regression"},
+            r"\[data\] train must be of type str, but got 3\.",
+        ),
+    ],
+)
+def test_split_keys_that_do_not_go_together_are_refused(table, message):
+    with pytest.raises(StudySpecError, match=message):
+        data.validate(table, "s")
+
+
+def unseen_class(rows: list[list]) -> None:
+    rows[3][3] = "huge"
+
+
+@pytest.mark.parametrize(
+    "file, change, message",
+    [
+        (
+            "test.csv",
+            None,
+            r"study.toml: \[data\] test: no file .*test.csv\. Fix the path; a relative one starts at the study file's folder\.",
+        ),
+        ("val.csv", "", r"val.csv: is empty; it needs a header row of column names"),
+        (
+            "val.csv",
+            "size,rooms,district,label,price\n",
+            r"val.csv: has a header but no rows under it",
+        ),
+        (
+            "test.csv",
+            "size,district,label,price,note\n50,north,big,1,x\n",
+            r"test.csv: the columns differ from those of the training file .*train.csv: missing 'rooms'; extra 'note'\. Give every split file the same columns\.",
+        ),
+        (
+            "test.csv",
+            unseen_class,
+            r"test.csv: class 'huge' is in the test split but never in the train split \(.*train.csv\); a model cannot learn a class it never sees\.",
+        ),
+        (
+            "val.csv",
+            unseen_class,
+            r"val.csv: class 'huge' is in the validation split but never in the train split",
+        ),
+        (
+            "test.csv",
+            "size,rooms,district,label,price\n50,three,north,big,1\n",
+            r"test.csv: column 'rooms' holds text \(line 2: 'three'\), but numbers in the training file .*train.csv; a column holds one kind of value in every split\.",
+        ),
+        (
+            "test.csv",
+            "size,rooms,district,label,price\n50,2,7,big,1\n",
+            r"test.csv: column 'district' holds numbers only, but text in the training file .*train.csv; a column holds one kind",
+        ),
+        (
+            "val.csv",
+            "size,rooms,district,label,price\n50,2,north,big,1\n50,?,north,big,1\n",
+            r"val.csv: column 'rooms' has 1 missing value\(s\) \(line 3: '\?'\)",
+        ),
+    ],
+)
+def test_bad_split_files_are_one_line_naming_the_file(tmp_path: Path, file, change, message):
+    split_files(tmp_path)
+    path = tmp_path / file
+    if change is None:
+        path.unlink()
+    elif callable(change):
+        rows = houses(20, seed=1)
+        change(rows)
+        write_csv(tmp_path, rows, name=file)
+    else:
+        path.write_text(change)
+    with pytest.raises(DataError, match=message) as info:
+        data.load(splits_table(), tmp_path, where="study.toml")
+    assert "\n" not in str(info.value)
+
+
+def test_npz_split_files(tmp_path: Path):
+    rng = np.random.default_rng(0)
+    arrays = {name: rng.normal(size=(n, 3)) for name, n in (("train", 60), ("test", 20))}
+    for name, x in arrays.items():
+        np.savez(tmp_path / f"{name}.npz", x=x, y=np.arange(len(x)) % 2)
+    table = {"source": "npz", "train": "train.npz", "test": "test.npz", "task": "classification"}
+    ds = data.load(data.validate(table, "s"), tmp_path)
+    assert ds.sizes() == {"train": 48, "validation": 12, "test": 20}
+    assert list(ds.rows["test"]) == list(range(20)) and list(ds.y_test) == [
+        i % 2 for i in range(20)
+    ]
+    train = arrays["train"][ds.rows["train"]]
+    assert np.allclose(
+        ds.x_test, (arrays["test"] - train.mean(axis=0)) / train.std(axis=0), atol=1e-5
+    )
+
+    np.savez(tmp_path / "wide.npz", x=rng.normal(size=(20, 4)), y=np.arange(20) % 2)
+    with pytest.raises(
+        DataError,
+        match=r"wide.npz: its examples are of shape \(4,\), but those of .*train.npz of shape \(3,\)\. Give every split file examples of one shape\.",
+    ):
+        data.load(data.validate({**table, "test": "wide.npz"}, "s"), tmp_path)

@@ -69,6 +69,8 @@ def test_default_space_covers_every_optimizer_and_decay_policy():
         ("bad_name", r"name '../../x' is not a study name: use 1 to 128 letters"),
         ("short_grace", r"grace_period \(2 s\) must be at least twice heartbeat_interval \(30 s\)"),
         ("train_and_model", r"train = 'train.py:train' builds and trains its own model, so model"),
+        ("path_and_train", r"\[data\] names both path and train and test; path names one file"),
+        ("split_column_and_train", r"\[data\] names both split_column and train; a split column"),
     ],
 )
 def test_bad_study_files_name_the_file_and_the_fix(fixture, message):
