@@ -23,6 +23,7 @@ from autotune import data as data_module
 from autotune import metrics as metrics_module
 from autotune import models as models_module
 from autotune import references
+from autotune.data import splits as data_splits
 from autotune.errors import StudySpecError
 from autotune.models import ALLOWED as ALLOWED_MODELS
 from autotune.models import FAMILIES, Family
@@ -197,10 +198,12 @@ class StudySpec:
 
     def objective(self) -> dict[str, Any]:
         """What defines a trial's value: trials made under different objectives do not mix."""
+        # The contents of the user's split files, so that a changed one is caught on resume.
+        digest = data_splits.digest(self.data, self.folder, self.source)
         out = {
             "model": self.model,
             "space": space_to_dict(self.space),
-            "data": dict(self.data),
+            "data": {**self.data, data_splits.DIGEST: digest} if digest else dict(self.data),
             "metric": self.metric,
             "direction": self.direction,
             "max_epochs": self.max_epochs,

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from autotune import storage as storage_module
+from autotune.data.splits import what_changed
 from autotune.errors import (
     NoCompleteTrialError,
     StudyMismatchError,
@@ -127,6 +128,8 @@ def check_stored(study: optuna.Study, spec: StudySpec, url: str) -> None:
         before = attrs.get(OBJECTIVE_ATTR, {})
         now = spec.objective()
         changed = sorted(k for k in now if before.get(k) != now[k]) or ["objective"]
+        if "data" in changed:  # naming the split file whose contents changed
+            changed[changed.index("data")] = what_changed(before.get("data"), now["data"])
         raise StudyMismatchError(
             f"Study '{spec.name}' in {storage_module.mask(url)} was searched with another"
             f" {', '.join(changed)}; its trials cannot be mixed with this run's. Undo the"

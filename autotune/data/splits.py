@@ -6,10 +6,15 @@ kind, CSV or NPZ, with the same columns), or names a CSV column whose values say
 each in its file's row order; a split left out is taken from the training split (seeded,
 stratified by class, ``validation_fraction`` or ``test_fraction`` of its rows), and kept in
 the training file's row order too.
+
+What the split files hold is part of the study's identity (:func:`digest`): a study whose
+training file changed is refused on resume, as one whose space changed is.
 """
 
 from __future__ import annotations
 
+import functools
+import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +36,8 @@ from autotune.errors import DataError
 if TYPE_CHECKING:
     import numpy as np
 
+DIGEST = "digest"
+
 
 def files(data: Mapping[str, Any], folder: Path, where: str) -> dict[str, Path]:
     """The files of the user's splits, by the ``[data]`` key that names them (``path`` for a
@@ -46,6 +53,48 @@ def files(data: Mapping[str, Any], folder: Path, where: str) -> dict[str, Path]:
     for key, path in paths.items():
         require_file(path, where, key)
     return paths
+
+
+def digest(
+    data: Mapping[str, Any], folder: str | Path, where: str = "[data]"
+) -> dict[str, str] | None:
+    """The SHA-256 of each file of the user's splits, by the ``[data]`` key that names it; None
+    for data that autotune splits (whose studies keep the fingerprints they had).
+
+    Raises:
+        DataError: A file is not there.
+    """
+    paths = files(data, Path(folder), where)
+    if not paths:
+        return None
+    return {key: _sha256(str(path), *_stamp(path)) for key, path in paths.items()}
+
+
+@functools.lru_cache(maxsize=16)
+def _sha256(path: str, mtime_ns: int, size: int) -> str:
+    """A file's SHA-256, read again only once it was written to."""
+    sha = hashlib.sha256()
+    with open(path, "rb") as file:
+        for block in iter(lambda: file.read(1 << 20), b""):
+            sha.update(block)
+    return sha.hexdigest()
+
+
+def _stamp(path: Path) -> tuple[int, int]:
+    stat = path.stat()
+    return stat.st_mtime_ns, stat.st_size
+
+
+def what_changed(before: Any, now: Mapping[str, Any]) -> str:
+    """``"data"``, naming the split files whose contents changed when nothing else did."""
+    if not isinstance(before, Mapping) or DIGEST not in now:
+        return "data"
+    rest_before = {k: v for k, v in before.items() if k != DIGEST}
+    if rest_before != {k: v for k, v in now.items() if k != DIGEST}:
+        return "data"
+    hashes = before.get(DIGEST) or {}
+    changed = [now[key] for key in now[DIGEST] if hashes.get(key) != now[DIGEST][key]]
+    return f"data (the contents of {', '.join(changed)} changed)"
 
 
 @dataclass(frozen=True)

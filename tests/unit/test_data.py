@@ -829,3 +829,49 @@ def test_npz_split_files(tmp_path: Path):
         match=r"wide.npz: its examples are of shape \(4,\), but those of .*train.npz of shape \(3,\)\. Give every split file examples of one shape\.",
     ):
         data.load(data.validate({**table, "test": "wide.npz"}, "s"), tmp_path)
+
+
+def test_the_split_files_contents_are_part_of_the_studys_identity(tmp_path: Path):
+    import hashlib
+
+    from autotune.spec import from_dict
+
+    from conftest import tiny_raw
+
+    split_files(tmp_path)
+    table = {
+        "source": "csv",
+        "train": "train.csv",
+        "test": "test.csv",
+        "target": "label",
+        "task": "classification",
+    }
+    spec = from_dict(tiny_raw(data=table), source="s.toml", base=tmp_path)
+    assert spec.objective()["data"]["digest"] == {
+        name: hashlib.sha256((tmp_path / f"{name}.csv").read_bytes()).hexdigest()
+        for name in ("train", "test")
+    }
+    # computed from the files, never stored in the study file's form
+    assert "digest" not in spec.to_dict()["data"]
+    before = spec.fingerprint()
+    assert from_dict(spec.to_dict()).fingerprint() == before
+    with (tmp_path / "train.csv").open("a") as f:
+        f.write("50,2,north,big,1\n")
+    assert spec.fingerprint() != before
+    # data that autotune splits keeps the fingerprint it had
+    plain = from_dict(tiny_raw(data={**csv_table(), "path": "train.csv"}), base=tmp_path)
+    assert "digest" not in plain.objective()["data"]
+
+    (tmp_path / "test.csv").unlink()
+    with pytest.raises(DataError, match=r"s.toml: \[data\] test: no file .*test.csv"):
+        spec.fingerprint()
+
+
+def test_a_resumed_study_names_the_split_file_whose_contents_changed():
+    from autotune.data.splits import what_changed
+
+    now = {"train": "train.csv", "test": "test.csv", "digest": {"train": "b", "test": "c"}}
+    before = {**now, "digest": {"train": "a", "test": "c"}}
+    assert what_changed(before, now) == "data (the contents of train.csv changed)"
+    assert what_changed({**before, "test": "old.csv"}, now) == "data"
+    assert what_changed({"source": "circles"}, {"source": "moons"}) == "data"
