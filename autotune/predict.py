@@ -154,12 +154,18 @@ def _read_csv(metadata: dict[str, Any], path: Path) -> dict[str, np.ndarray]:
     header, body = _rows(path, separator)
     features = [f["name"] for f in metadata["features"]]
     target = metadata.get("target")
+    # The study's own split column may be there too (rows of its test split, say).
+    split_column = metadata["data"]["table"].get("split_column")
+    named = {"the target": target, "the split column": split_column}
+    ignored = {what: name for what, name in named.items() if name}
     missing = [name for name in features if name not in header]
-    extra = [name for name in header if name not in features and name != target]
+    extra = [name for name in header if name not in features and name not in ignored.values()]
     if missing or extra:
         problems = [f"missing column(s) {', '.join(map(repr, missing))}"] if missing else []
         problems += [f"extra column(s) {', '.join(map(repr, extra))}"] if extra else []
-        may = f"; the target '{target}' may be there too, and is ignored" if target else ""
+        said = " and ".join(f"{what} '{name}'" for what, name in ignored.items())
+        plural = "are" if len(ignored) > 1 else "is"
+        may = f"; {said} may be there too, and {plural} ignored" if ignored else ""
         fix = "Fix the file's columns"
         if len(header) == 1:
             fix = f"Check the separator (the study's is {separator!r})"

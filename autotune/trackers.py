@@ -7,9 +7,10 @@ so that TensorBoard's HParams view compares trials side by side. ``true`` means 
 ``mlflow = true`` (or ``--mlflow URI``) logs the study as one MLflow run, and each trial as a
 run nested in it with its params, per-epoch metrics, state and stop reason; ``autotune best
 --export`` adds the exported model to the study's run. ``true`` means ``sqlite:///mlflow.db``
-here: MLflow's own default store, since MLflow 3 keeps the ``./mlruns`` file store only behind
-``MLFLOW_ALLOW_FILE_STORE=true``. The study's run is recorded with the study, so that every
-worker nests its trials under the same run, and a resumed study goes on in it.
+in the current folder (by its absolute path): MLflow's own default store, since MLflow 3
+keeps the ``./mlruns`` file store only behind ``MLFLOW_ALLOW_FILE_STORE=true``. The study's
+run is recorded with the study, so that every worker nests its trials under the same run, and
+a resumed study goes on in it.
 
 Each is an optional extra (``autotune[tensorboard]``, ``autotune[mlflow]``): a study that asks
 for one without it installed stops before anything is stored, naming the extra.
@@ -80,8 +81,10 @@ def for_spec(spec: StudySpec, *, owner: bool) -> list[Watcher]:
         folder = TENSORBOARD_FOLDER if spec.tensorboard is True else str(spec.tensorboard)
         out.append(TensorBoard(Path(folder), spec))
     if spec.mlflow:
-        uri = MLFLOW_URI if spec.mlflow is True else str(spec.mlflow)
-        out.append(MLflow(uri, owner=owner))
+        # The default file by its absolute path: MLflow keeps one store per URI in a process,
+        # and a relative one would stay on the folder it was first opened from.
+        uri = f"sqlite:///{Path('mlflow.db').absolute()}" if spec.mlflow is True else spec.mlflow
+        out.append(MLflow(str(uri), owner=owner))
     return out
 
 

@@ -165,8 +165,8 @@ def test_mlflow_holds_the_study_as_one_run_and_each_trial_nested_in_it(
 
     study = five_trials(workdir, sqlite_url, mlflow=True)
     stored = study.user_attrs[trackers.MLFLOW_ATTR]
-    assert stored["uri"] == trackers.MLFLOW_URI
-    client = MlflowClient(tracking_uri=trackers.MLFLOW_URI)
+    assert stored["uri"] == f"sqlite:///{workdir / 'mlflow.db'}"
+    client = MlflowClient(tracking_uri=stored["uri"])
     runs = client.search_runs([stored["experiment"]])
     parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
     nested = {r.info.run_name: r for r in runs if "mlflow.parentRunId" in r.data.tags}

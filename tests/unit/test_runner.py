@@ -262,6 +262,8 @@ def test_the_budget_ends_a_running_trial_at_its_first_epoch_past_the_deadline():
     assert budget.deadline is not None
     (trial,) = study.trials  # no second trial starts once the budget is spent
     assert trial.state == State.PRUNED and reporters[0].out_of_time
-    # It ended at the first epoch that ended past the deadline: within one epoch of it.
-    assert epoch_ends[-2] < budget.deadline <= epoch_ends[-1]
+    # It ended at the first epoch that ended past the deadline: within one epoch of it (on a
+    # slow machine the first epoch may end past it already).
+    assert budget.deadline <= epoch_ends[-1]
+    assert len(epoch_ends) == 1 or epoch_ends[-2] < budget.deadline
     assert len(trial.intermediate_values) == len(epoch_ends)  # every epoch's value is kept
