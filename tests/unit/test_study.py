@@ -80,8 +80,11 @@ def test_load_study_names_what_the_storage_holds(sqlite_url: str, workdir: Path)
     assert autotune.load_study(str(path), sqlite_url).study_name == "tiny"
 
 
-def test_counts_leave_surplus_trials_out_of_every_figure():
-    study = optuna.create_study(direction="maximize")
+@pytest.mark.parametrize("where", ["memory", "database"])
+def test_counts_leave_surplus_trials_out_of_every_figure(where: str, tmp_path: Path):
+    # On a database the counts are one counting query; in memory, the trials themselves.
+    storage = f"sqlite:///{tmp_path / 'counts.db'}" if where == "database" else None
+    study = optuna.create_study(direction="maximize", storage=storage)
     finished_trials(study, [0.3, None, 0.7])
     surplus = study.ask()
     surplus.set_user_attr("stop_reason", study_module.SURPLUS)
