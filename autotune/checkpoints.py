@@ -77,12 +77,6 @@ class Store:
     def __init__(self, path: Path) -> None:
         self.path = path
 
-    def optuna_store(self) -> Any:
-        from optuna.artifacts import FileSystemArtifactStore
-
-        self.path.mkdir(parents=True, exist_ok=True)
-        return FileSystemArtifactStore(str(self.path))
-
     def write(self, artifact_id: str, data: bytes) -> None:
         """Writes ``data`` as artifact ``artifact_id``, replacing it at once when complete."""
         self.path.mkdir(parents=True, exist_ok=True)
@@ -102,10 +96,6 @@ class Store:
 
     def remove(self, artifact_id: str) -> None:
         (self.path / artifact_id).unlink(missing_ok=True)
-
-    def size(self) -> int:
-        """Bytes held, for the benchmark."""
-        return sum(p.stat().st_size for p in self.path.iterdir()) if self.path.is_dir() else 0
 
 
 @dataclass
@@ -158,7 +148,6 @@ class Checkpoints:
         self.store = store
         self.every = every
         self.artifact: str | None = None
-        self.saved: list[int] = []  # the epochs saved, for tests and the benchmark
         self._epoch_began = time.monotonic()
         # A retry of a dead worker's trial is made with that trial's attributes, its
         # checkpoint's artifact among them: it goes on writing that one, and removes it when
@@ -193,7 +182,6 @@ class Checkpoints:
         else:
             self.store.write(self.artifact, data)
         self.trial.set_user_attr(CHECKPOINT_ATTR, {"artifact": self.artifact, "epoch": epochs})
-        self.saved.append(epochs)
 
     def discard(self) -> None:
         """Removes the trial's checkpoint as it ends (while it still runs, so that its artifact

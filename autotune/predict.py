@@ -28,7 +28,7 @@ from autotune.best import METADATA_FILE, MODEL_FILE
 from autotune.data.csv_reader import MISSING
 from autotune.data.preprocess import NUMBER
 from autotune.data.schema import CLASSIFICATION
-from autotune.data.sources import number
+from autotune.data.sources import missing_examples, number
 from autotune.errors import DataError, ModelError
 
 if TYPE_CHECKING:
@@ -263,11 +263,10 @@ def _read_npz(metadata: dict[str, Any], path: Path) -> np.ndarray:
             f"{path}: '{key}' has shape {x.shape}, but the model takes examples of shape"
             f" {shape}: give an array of shape (n, {', '.join(map(str, shape))}) with n >= 1."
         )
-    bad = ~np.isfinite(x.reshape(len(x), -1)).all(axis=1)
-    if bad.any():
+    missing = missing_examples(x)
+    if missing:
         raise DataError(
-            f"{path}: '{key}' has missing (NaN or infinite) values in {int(bad.sum())}"
-            f" example(s), the first at example {int(np.flatnonzero(bad)[0])}. Fill them in."
+            f"{path}: '{key}' has missing (NaN or infinite) values in {missing}. Fill them in."
         )
     return x
 

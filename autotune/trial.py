@@ -521,10 +521,6 @@ class Reporter:
         reporter = self
 
         class Callback(keras.callbacks.Callback):
-            def on_train_begin(self, logs: dict[str, float] | None = None) -> None:
-                if reporter._tracked is None:  # a user's fit: the model it trains
-                    reporter._tracked = (self.model, self.model.optimizer)
-
             def on_epoch_end(self, epoch: int, logs: dict[str, float] | None = None) -> None:
                 if reporter.report(epoch, logs or {}):
                     self.model.stop_training = True
@@ -647,6 +643,8 @@ def train(
         if spec.loop is not None:
             reporter = reporter or Reporter(spec, early_stopping=False, label=label_of(spec))
             _hook(reporter, data)
+            # A loop's reporter keeps the pipeline's epoch current (a fit's callback does).
+            reporter.next_epoch = lambda epoch: data.epoch.assign(epoch + 1)
             model = _run_loop(spec, params, data, reporter)
         else:
             model = build_model(spec, params, dataset)
@@ -673,9 +671,8 @@ def train(
 
 
 def _hook(reporter: Reporter, data: TrainingData) -> None:
-    """Lets the reporter build a subclassed model's weights and keep ``data.epoch`` current."""
+    """Gives the reporter one example, with which a subclassed model makes its weights."""
     reporter.example = data.dataset.examples(data.x_train[:1])
-    reporter.next_epoch = lambda epoch: data.epoch.assign(epoch + 1)
 
 
 def _epoch_callback(data: TrainingData) -> Any:

@@ -143,13 +143,23 @@ def check_features(x: Any, n: int, label: str) -> np.ndarray:
             f"{label}: X has {len(x) if x.ndim else 0} examples but y has {n}; give one label or"
             f" value per example."
         )
-    bad = ~np.isfinite(x.reshape(len(x), -1)).all(axis=1)
-    if bad.any():
+    missing = missing_examples(x)
+    if missing:
         raise DataError(
-            f"{label}: X has missing (NaN or infinite) values in {int(bad.sum())} example(s), the"
-            f" first at example {int(np.flatnonzero(bad)[0])}. Fill them in or drop those examples."
+            f"{label}: X has missing (NaN or infinite) values in {missing}. Fill them in or drop"
+            f" those examples."
         )
     return x
+
+
+def missing_examples(x: np.ndarray) -> str:
+    """Which examples of ``x`` hold a NaN or an infinity, said for a message (``""``: none)."""
+    import numpy as np
+
+    bad = ~np.isfinite(x.reshape(len(x), -1)).all(axis=1)
+    if not bad.any():
+        return ""
+    return f"{int(bad.sum())} example(s), the first at example {int(np.flatnonzero(bad)[0])}"
 
 
 def read_npz(path: Path, data: Mapping[str, Any], where: str) -> tuple[Any, Any]:
