@@ -316,19 +316,25 @@ def studies(storage: str | None) -> None:
 @cli.command()
 @study_option
 @storage_option
+@click.option(
+    "--all", "every", is_flag=True,
+    help="List every trial (a study of more than 50 trials shows its best 10 and latest 20).",
+)  # fmt: skip
 @_errors
-def show(study_name: str, storage: str | None) -> None:
+def show(study_name: str, storage: str | None, every: bool) -> None:
     """Show a study's trials, and its best value and params.
 
     Example:
 
         autotune show --study circles
+
+        autotune show --study circles --all | less
     """
     from autotune import console
     from autotune.study import load_study
 
     url = storage_module.resolve_url(storage)
-    for line in console.show(load_study(study_name, url), url):
+    for line in console.show(load_study(study_name, url), url, every=every):
         click.echo(line)
 
 
@@ -604,7 +610,8 @@ def trials(study_name: str, storage: str | None, fmt: str, out: str | None, forc
     url = storage_module.resolve_url(storage)
     study = load_study(study_name, url)
     if out is None:
-        click.echo(table.render(study, fmt), nl=False)
+        for piece in table.render(study, fmt):
+            click.echo(piece, nl=False)
         return
     count = table.write(study, fmt, out, force=force, storage=url)
     click.echo(f"Wrote {count} trials of study '{study.study_name}' to {out} ({fmt}).")

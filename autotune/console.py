@@ -7,11 +7,11 @@ caller passes ``echo=print`` (or any callable that takes a line) to :func:`autot
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from autotune import storage as storage_module
-from autotune.study import Counts, best_trial, counts
+from autotune.study import Counts, best_trial, counts, latest, ranked
 
 if TYPE_CHECKING:
     import optuna
@@ -156,29 +156,58 @@ def interrupted(spec: StudySpec, url: str, done: int | None, retried: int | None
     )
 
 
-def show(study: optuna.Study, url: str) -> list[str]:
-    """``autotune show``: a table of the study's trials, then its best value and params."""
-    trials = study.get_trials(deepcopy=False)
-    lines = [
-        f"Study '{study.study_name}' in {storage_module.mask(url)}: {len(trials)} trials,"
-        f" {study.direction.name.lower()}",
-        f"{'#':>4}  {'state':<8}  {'value':>7}  {'epochs':>6}  {'stopped':<13}  {'sec':>6}  params",
-    ]
-    for t in trials:
-        attrs = t.user_attrs
-        seconds = attrs.get("seconds")
-        lines.append(
-            f"{t.number:>4}  {t.state.name:<8}  {_value(t.value):>7}  {attrs.get('epochs', '-'):>6}"
-            f"  {attrs.get('stop_reason', '-'):<13}"
-            f"  {'-' if seconds is None else f'{seconds:.1f}':>6}  {format_params(t.params)}"
-        )
+# `show` lists every trial of a study up to this many; a longer one shows its best and latest.
+SHOW_ALL_UP_TO = 50
+SHOW_BEST = 10
+SHOW_LATEST = 20
+
+
+def show(study: optuna.Study, url: str, *, every: bool = False) -> Iterator[str]:
+    """``autotune show``: the study's counts, a table of its trials (of a long study, its best
+    and its latest, unless ``every``), then its best value and params. Lines come as they are
+    read, so that ``every`` pages through a long study in bounded memory."""
+    from autotune.study import pages
+
+    tally = counts(study)
+    yield (
+        f"Study '{study.study_name}' in {storage_module.mask(url)}: {tally.total} trials"
+        f" ({tally}), {study.direction.name.lower()}"
+    )
+    header = (
+        f"{'#':>4}  {'state':<8}  {'value':>7}  {'epochs':>6}  {'stopped':<13}  {'sec':>6}  params"
+    )
     best = best_trial(study)
-    if best is None:
-        lines.append("No trial completed yet.")
+    if every or tally.total <= SHOW_ALL_UP_TO:
+        yield header
+        for page in pages(study):
+            yield from map(_show_row, page)
     else:
-        lines.append(f"Best value: {best.value:.4f} (trial {best.number})")
-        lines.append(f"Best params: {format_params(best.params)}")
-    return lines
+        yield f"Best {SHOW_BEST}:"
+        yield header
+        yield from map(_show_row, ranked(study, SHOW_BEST))
+        yield f"Latest {SHOW_LATEST}:"
+        yield header
+        last = latest(study, SHOW_LATEST)
+        yield from map(_show_row, last)
+        yield (
+            f"({last[0].number} earlier trials not listed: autotune show --study"
+            f" {study.study_name} --all)"
+        )
+    if best is None:
+        yield "No trial completed yet."
+    else:
+        yield f"Best value: {best.value:.4f} (trial {best.number})"
+        yield f"Best params: {format_params(best.params)}"
+
+
+def _show_row(t: optuna.trial.FrozenTrial) -> str:
+    attrs = t.user_attrs
+    seconds = attrs.get("seconds")
+    return (
+        f"{t.number:>4}  {t.state.name:<8}  {_value(t.value):>7}  {attrs.get('epochs', '-'):>6}"
+        f"  {attrs.get('stop_reason', '-'):<13}"
+        f"  {'-' if seconds is None else f'{seconds:.1f}':>6}  {format_params(t.params)}"
+    )
 
 
 def study_row(name: str, tally: Counts, target: Any, best: float | None, direction: str) -> str:

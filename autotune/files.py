@@ -15,7 +15,7 @@ import contextlib
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from autotune import storage as storage_module
@@ -51,8 +51,9 @@ def check_target(path: str | os.PathLike[str], *, force: bool, storage: str | No
 _JOURNALS = ("-wal", "-shm", "-journal")
 
 
-def write_text(path: str | os.PathLike[str], text: str) -> None:
-    """Writes ``text`` to ``path`` all at once: the old file, or the whole new one.
+def write_text(path: str | os.PathLike[str], text: str | Iterable[str]) -> None:
+    """Writes ``text`` (or its pieces, as they come) to ``path`` all at once: the old file, or
+    the whole new one.
 
     Raises:
         OutputError: The file cannot be written (a missing folder, no permission, a full disk);
@@ -62,7 +63,7 @@ def write_text(path: str | os.PathLike[str], text: str) -> None:
     try:
         with _temporary_beside(target, folder=False) as temporary:
             with open(temporary, "w", encoding="utf-8") as file:
-                file.write(text)
+                file.writelines([text] if isinstance(text, str) else text)
                 file.flush()
                 os.fsync(file.fileno())
             os.replace(temporary, target)

@@ -121,18 +121,8 @@ class _Guarded:
         self.current: int | None = None
 
     def __call__(self, trial: optuna.Trial) -> float:
-        import optuna
-
         self.current = trial.number
-        ahead = trial.study.get_trials(
-            deepcopy=False,
-            states=(
-                optuna.trial.TrialState.COMPLETE,
-                optuna.trial.TrialState.PRUNED,
-                optuna.trial.TrialState.RUNNING,
-            ),
-        )
-        if sum(1 for t in ahead if t.number < trial.number) >= self.n_trials:
+        if study_module.taken_before(trial.study, trial.number) >= self.n_trials:
             trial.set_user_attr("stop_reason", study_module.SURPLUS)
             raise _Surplus(f"the study's {self.n_trials} trials were already taken")
         try:
@@ -326,8 +316,7 @@ def _failed_elsewhere(study: optuna.Study, number: int | None) -> bool:
 
     if number is None:
         return False
-    trial = study.get_trials(deepcopy=False)[number]
-    return trial.state == optuna.trial.TrialState.FAIL
+    return study_module.trial_by_number(study, number).state == optuna.trial.TrialState.FAIL
 
 
 def _database_error(error: BaseException) -> BaseException | None:
@@ -361,7 +350,7 @@ def _requeue(study: optuna.Study, number: int | None) -> int | None:
 
     if number is None:
         return None
-    trial = study.get_trials(deepcopy=False)[number]
+    trial = study_module.trial_by_number(study, number)
     if trial.state == optuna.trial.TrialState.RUNNING:
         study.tell(number, state=optuna.trial.TrialState.FAIL)
     elif trial.state != optuna.trial.TrialState.FAIL or study_module.is_surplus(trial):

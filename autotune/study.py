@@ -12,9 +12,11 @@ refused instead of mixing incomparable trials.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from autotune import history
 from autotune import storage as storage_module
 from autotune.data.splits import what_changed
 from autotune.errors import (
@@ -63,6 +65,8 @@ def open_study(spec: StudySpec, url: str, *, sampler_seed: int | None = None) ->
     _check_name(storage, spec, url)
     check_stored(study, spec, url)
     record(study, spec)
+    if spec.sampler != "grid":  # the grid sampler must see every trial to visit each point once
+        history.through_window(study)
     return study
 
 
@@ -116,9 +120,7 @@ def check_stored(study: optuna.Study, spec: StudySpec, url: str) -> None:
     attrs = study.user_attrs
     stored = attrs.get(FINGERPRINT_ATTR)
     # Optuna keeps a study's direction for good, even while it has no trial.
-    searched = (
-        bool(study.get_trials(deepcopy=False)) or study.direction.name.lower() != spec.direction
-    )
+    searched = has_trials(study) or study.direction.name.lower() != spec.direction
     if stored is None and searched:
         raise StudyMismatchError(
             f"Study '{spec.name}' in {storage_module.mask(url)} was not made by autotune."
@@ -299,15 +301,16 @@ def counts(study: optuna.Study) -> Counts:
     if rdb is not None:
         tally.update(_counted(rdb, study._study_id))
     else:
-        for trial in study.get_trials(deepcopy=False):
+        for trial in all_trials(study):
             if not is_surplus(trial):
                 tally[trial.state.name] += 1
     return Counts(tally["COMPLETE"], tally["PRUNED"], tally["FAIL"], tally["RUNNING"],
                   tally["WAITING"])  # fmt: skip
 
 
-def _counted(rdb: Any, study_id: int) -> dict[str, int]:
-    """The study's trials by state in the database, surplus trials left out."""
+def _counted(rdb: Any, study_id: int, below: int | None = None) -> dict[str, int]:
+    """The study's trials by state in the database, surplus trials left out; only those
+    numbered below ``below`` if given."""
     import json
 
     import sqlalchemy as sa
@@ -320,14 +323,151 @@ def _counted(rdb: Any, study_id: int) -> dict[str, int]:
         attrs.c.key == "stop_reason",
         attrs.c.value_json == json.dumps(SURPLUS),
     )
-    query = (
-        sa.select(trials.c.state, sa.func.count())
-        .where(trials.c.study_id == study_id, ~sa.exists(surplus))
-        .group_by(trials.c.state)
-    )
+    where = [trials.c.study_id == study_id, ~sa.exists(surplus)]
+    if below is not None:
+        where.append(trials.c.number < below)
+    query = sa.select(trials.c.state, sa.func.count()).where(*where).group_by(trials.c.state)
     with rdb.engine.connect() as connection:
         rows = connection.execute(query).all()
     return {getattr(state, "name", str(state)): int(n) for state, n in rows}
+
+
+def taken_before(study: optuna.Study, number: int) -> int:
+    """How many trials numbered below ``number`` finished or are running (surplus ones aside):
+    the places of the study's total that they hold."""
+    rdb = storage_module.rdb_of(study._storage)
+    if rdb is not None:
+        tally = _counted(rdb, study._study_id, below=number)
+        return sum(tally.get(state, 0) for state in ("COMPLETE", "PRUNED", "RUNNING"))
+    live = ("COMPLETE", "PRUNED", "RUNNING")
+    return sum(
+        1
+        for t in all_trials(study)
+        if t.number < number and t.state.name in live and not is_surplus(t)
+    )
+
+
+def has_trials(study: optuna.Study) -> bool:
+    """Whether the study holds any trial, by one query on a database."""
+    rdb = storage_module.rdb_of(study._storage)
+    if rdb is None:
+        return bool(all_trials(study))
+    import sqlalchemy as sa
+    from optuna.storages._rdb import models
+
+    trials = models.TrialModel.__table__
+    query = sa.select(trials.c.trial_id).where(trials.c.study_id == study._study_id).limit(1)
+    with rdb.engine.connect() as connection:
+        return connection.execute(query).first() is not None
+
+
+def trial_count(study: optuna.Study) -> int:
+    """How many trials the study holds, in every state, by one query on a database."""
+    rdb = storage_module.rdb_of(study._storage)
+    if rdb is None:
+        return len(all_trials(study))
+    import sqlalchemy as sa
+    from optuna.storages._rdb import models
+
+    model = models.TrialModel
+    query = sa.select(sa.func.count()).where(model.study_id == study._study_id)
+    with rdb.engine.connect() as connection:
+        return int(connection.execute(query).scalar_one())
+
+
+def param_names(study: optuna.Study) -> list[str]:
+    """The parameters the study's trials use, in the order they were first used."""
+    rdb = storage_module.rdb_of(study._storage)
+    if rdb is None:
+        names: dict[str, None] = {}
+        for trial in all_trials(study):
+            names.update(dict.fromkeys(trial.params))
+        return list(names)
+    import sqlalchemy as sa
+    from optuna.storages._rdb import models
+
+    params, trials = models.TrialParamModel, models.TrialModel
+    query = (
+        sa.select(params.param_name)
+        .join(trials, trials.trial_id == params.trial_id)
+        .where(trials.study_id == study._study_id)
+        .group_by(params.param_name)
+        .order_by(sa.func.min(params.param_id))
+    )
+    with rdb.engine.connect() as connection:
+        return list(connection.execute(query).scalars().all())
+
+
+def backend_of(study: optuna.Study) -> Any:
+    """The storage under the study's windowed view or Optuna's trial cache."""
+    return getattr(study._storage, "_backend", study._storage)
+
+
+def all_trials(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
+    """Every trial of the study, by number, read whole (what a worker's own view of the study,
+    :mod:`autotune.history`, leaves out): for small studies, or a one-off read."""
+    return backend_of(study).get_all_trials(study._study_id, deepcopy=False)
+
+
+def trial_by_number(study: optuna.Study, number: int) -> optuna.trial.FrozenTrial:
+    """One trial, by its number, read from the storage alone."""
+    storage = study._storage
+    return storage.get_trial(
+        storage.get_trial_id_from_study_id_trial_number(study._study_id, number)
+    )
+
+
+def latest(study: optuna.Study, n: int) -> list[optuna.trial.FrozenTrial]:
+    """The study's last ``n`` trials by number, read by one query on a database."""
+    rdb = storage_module.rdb_of(study._storage)
+    if rdb is None:
+        return all_trials(study)[-n:]
+    import sqlalchemy as sa
+    from optuna.storages._rdb import models
+
+    model = models.TrialModel
+    query = (
+        sa.select(model.trial_id).where(model.study_id == study._study_id)
+        .order_by(model.trial_id.desc()).limit(n)
+    )  # fmt: skip
+    with rdb.engine.connect() as connection:
+        ids = connection.execute(query).scalars().all()
+    return [rdb.get_trial(i) for i in reversed(ids)]
+
+
+def pages(study: optuna.Study, size: int = 1000) -> Iterator[list[optuna.trial.FrozenTrial]]:
+    """The study's trials by number, ``size`` at a time: a long study is read in bounded memory
+    from a database (other storages hand over their list)."""
+    rdb = storage_module.rdb_of(study._storage)
+    if rdb is None:
+        trials = all_trials(study)
+        for first in range(0, len(trials), size):
+            yield trials[first : first + size]
+        return
+    import sqlalchemy as sa
+    from optuna.storages._rdb import models
+    from sqlalchemy import orm
+
+    model = models.TrialModel
+    with rdb.engine.connect() as connection:
+        ids = connection.execute(
+            sa.select(model.trial_id).where(model.study_id == study._study_id)
+            .order_by(model.trial_id)
+        ).scalars().all()  # fmt: skip
+    for first in range(0, len(ids), size):
+        chunk = ids[first : first + size]
+        with orm.Session(rdb.engine) as session:
+            query = (
+                session.query(model)
+                .options(orm.selectinload(model.params), orm.selectinload(model.values),
+                         orm.selectinload(model.user_attributes),
+                         orm.selectinload(model.system_attributes),
+                         orm.selectinload(model.intermediate_values))
+                .filter(model.study_id == study._study_id, model.trial_id >= chunk[0],
+                        model.trial_id <= chunk[-1])
+                .order_by(model.trial_id)
+            )  # fmt: skip
+            yield [rdb._build_frozen_trial_from_trial_model(t) for t in query]
 
 
 def best_trial(study: optuna.Study) -> optuna.trial.FrozenTrial | None:
@@ -353,9 +493,32 @@ def require_best(study: optuna.Study) -> optuna.trial.FrozenTrial:
 
 def ranked(study: optuna.Study, top: int | None = None) -> list[optuna.trial.FrozenTrial]:
     """The study's complete trials, best first in its direction (the earlier one on ties);
-    the first ``top`` if given."""
+    the first ``top`` if given, which a database finds by one query."""
     import optuna
 
-    complete = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
-    sign = -1.0 if study.direction == optuna.study.StudyDirection.MAXIMIZE else 1.0
+    maximize = study.direction == optuna.study.StudyDirection.MAXIMIZE
+    rdb = storage_module.rdb_of(study._storage)
+    if rdb is not None and top is not None:
+        return [rdb.get_trial(i) for i in _best_ids(rdb, study._study_id, maximize, top)]
+    complete = [t for t in all_trials(study) if t.state == optuna.trial.TrialState.COMPLETE]
+    sign = -1.0 if maximize else 1.0
     return sorted(complete, key=lambda t: (sign * float(t.value or 0.0), t.number))[:top]
+
+
+def _best_ids(rdb: Any, study_id: int, maximize: bool, top: int) -> list[int]:
+    import sqlalchemy as sa
+    from optuna.storages._rdb import models
+    from optuna.trial import TrialState
+
+    trials = models.TrialModel.__table__
+    values = models.TrialValueModel.__table__
+    query = (
+        sa.select(trials.c.trial_id)
+        .join(values, values.c.trial_id == trials.c.trial_id)
+        .where(trials.c.study_id == study_id, trials.c.state == TrialState.COMPLETE,
+               values.c.objective == 0, values.c.value.is_not(None))
+        .order_by(values.c.value.desc() if maximize else values.c.value.asc(), trials.c.number)
+        .limit(top)
+    )  # fmt: skip
+    with rdb.engine.connect() as connection:
+        return list(connection.execute(query).scalars().all())

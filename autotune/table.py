@@ -11,10 +11,12 @@ from __future__ import annotations
 import csv
 import io
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from autotune import files
+from autotune.study import pages, param_names, trial_count
 
 if TYPE_CHECKING:
     import optuna
@@ -23,58 +25,68 @@ COLUMNS = ("number", "state", "value", "params", "epochs", "stop_reason", "secon
            "datetime_start", "datetime_complete", "duration")  # fmt: skip
 
 
-def rows(study: optuna.Study) -> list[dict[str, Any]]:
-    """The study's trials as plain rows, in trial order.
+def _row(t: optuna.trial.FrozenTrial) -> dict[str, Any]:
+    start, complete = t.datetime_start, t.datetime_complete
+    return {
+        "number": t.number,
+        "state": t.state.name,
+        "value": t.value,
+        "params": dict(t.params),
+        "epochs": t.user_attrs.get("epochs"),
+        "stop_reason": t.user_attrs.get("stop_reason"),
+        "seconds": t.user_attrs.get("seconds"),
+        "datetime_start": start.isoformat() if start else None,
+        "datetime_complete": complete.isoformat() if complete else None,
+        "duration": (complete - start).total_seconds() if start and complete else None,
+    }
+
+
+def rows(study: optuna.Study) -> Iterator[dict[str, Any]]:
+    """The study's trials as plain rows, in trial order, read a page at a time (a study of
+    100,000 trials is written in bounded memory).
 
     Times are ISO 8601 strings; ``duration`` is in seconds; missing values are None.
     """
-    out = []
-    for t in study.get_trials(deepcopy=False):
-        start, complete = t.datetime_start, t.datetime_complete
-        out.append({
-            "number": t.number,
-            "state": t.state.name,
-            "value": t.value,
-            "params": dict(t.params),
-            "epochs": t.user_attrs.get("epochs"),
-            "stop_reason": t.user_attrs.get("stop_reason"),
-            "seconds": t.user_attrs.get("seconds"),
-            "datetime_start": start.isoformat() if start else None,
-            "datetime_complete": complete.isoformat() if complete else None,
-            "duration": (complete - start).total_seconds() if start and complete else None,
-        })  # fmt: skip
-    return out
+    for page in pages(study):
+        yield from map(_row, page)
 
 
-def to_json(table: list[dict[str, Any]]) -> str:
-    """The rows as a JSON array of objects."""
-    return json.dumps(table, indent=2) + "\n"
+def to_json(study: optuna.Study) -> Iterator[str]:
+    """The rows as a JSON array of objects, in pieces."""
+    yield "["
+    i = -1
+    for i, row in enumerate(rows(study)):
+        text = json.dumps(row, indent=2).replace("\n", "\n  ")
+        yield f"{',' if i else ''}\n  {text}"
+    yield "]\n" if i < 0 else "\n]\n"
 
 
-def to_csv(table: list[dict[str, Any]]) -> str:
-    """The rows as CSV, one ``params_NAME`` column per parameter, in the order first seen."""
-    names: dict[str, None] = {}
-    for row in table:
-        names.update(dict.fromkeys(row["params"]))
+def to_csv(study: optuna.Study) -> Iterator[str]:
+    """The rows as CSV, in pieces: one ``params_NAME`` column per parameter, in the order the
+    trials first used them."""
     header = [c for c in COLUMNS if c != "params"]
     at = header.index("value") + 1
-    header[at:at] = [f"params_{n}" for n in names]
+    header[at:at] = [f"params_{n}" for n in param_names(study)]
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=header, lineterminator="\n")
     writer.writeheader()
-    for row in table:
+    for i, row in enumerate(rows(study)):
         flat = {k: v for k, v in row.items() if k != "params"}
         flat.update({f"params_{n}": v for n, v in row["params"].items()})
         writer.writerow(flat)
-    return buffer.getvalue()
+        if i % 1000 == 999:
+            yield buffer.getvalue()
+            buffer.seek(0)
+            buffer.truncate()
+    yield buffer.getvalue()
 
 
 FORMATS = {"csv": to_csv, "json": to_json}
 
 
-def render(study: optuna.Study, fmt: str) -> str:
-    """The study's trials in ``fmt``, one of :data:`FORMATS`."""
-    return FORMATS[fmt](rows(study))
+def render(study: optuna.Study, fmt: str) -> Iterator[str]:
+    """The study's trials in ``fmt``, one of :data:`FORMATS`, in pieces."""
+    return FORMATS[fmt](study)
 
 
 def write(
@@ -85,7 +97,8 @@ def write(
     force: bool = False,
     storage: str | None = None,
 ) -> int:
-    """Writes :func:`render`'s table to ``path``, all at once, and returns the number of trials.
+    """Writes :func:`render`'s table to ``path``, all at once (the whole file or none), and
+    returns the number of trials.
 
     Args:
         force: Replace ``path`` if it exists.
@@ -95,6 +108,5 @@ def write(
         OutputError: ``path`` exists (without ``force``), is the storage, or cannot be written.
     """
     target = files.check_target(path, force=force, storage=storage)
-    table = rows(study)
-    files.write_text(target, FORMATS[fmt](table))
-    return len(table)
+    files.write_text(target, render(study, fmt))
+    return trial_count(study)

@@ -70,8 +70,10 @@ def _key(params: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
 
 def _present(study: optuna.Study) -> set[tuple[tuple[str, str], ...]]:
     """The configurations the study holds: its trials' params, and queued trials' fixed params."""
+    from autotune.study import all_trials
+
     keys = set()
-    for trial in study.get_trials(deepcopy=False):
+    for trial in all_trials(study):
         for params in (trial.params, trial.system_attrs.get("fixed_params")):
             if params:
                 keys.add(_key(params))

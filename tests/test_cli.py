@@ -98,7 +98,8 @@ def test_show_lists_the_trials_and_the_best(write_study, sqlite_url: str):
     result = invoke("show", "--study", "tiny", "--storage", sqlite_url)
     assert result.exit_code == 0
     lines = result.output.splitlines()
-    assert lines[0] == f"Study 'tiny' in {sqlite_url}: 2 trials, maximize"
+    assert lines[0].startswith(f"Study 'tiny' in {sqlite_url}: 2 trials (")
+    assert lines[0].endswith("), maximize")
     assert lines[2].split()[:2] == ["0", "COMPLETE"]
     assert lines[-2].startswith("Best value: ")
 

@@ -37,7 +37,7 @@ def test_the_example_runs_shows_and_resumes(churn: Path, workdir: Path, monkeypa
 
     shown = invoke("show", "--study", study, "--storage", storage)
     assert shown.exit_code == 0, shown.output
-    assert "Study 'churn' in" in shown.output and "1 trials, maximize" in shown.output
+    assert "Study 'churn' in" in shown.output and "1 trials (" in shown.output
     assert "units=" in shown.output and "contract" not in shown.output
 
     again = invoke(

@@ -64,7 +64,7 @@ def test_unfinished_and_waiting_trials_have_empty_cells():
     study = optuna.create_study()
     study.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=1)
     study.enqueue_trial({"y": 2})
-    rows = table.rows(study)
+    rows = list(table.rows(study))
     assert rows[1] == {
         "number": 1,
         "state": "WAITING",
@@ -77,7 +77,7 @@ def test_unfinished_and_waiting_trials_have_empty_cells():
         "datetime_complete": None,
         "duration": None,
     }
-    lines = table.to_csv(rows).splitlines()
+    lines = "".join(table.to_csv(study)).splitlines()
     assert lines[0] == (
         "number,state,value,params_x,epochs,stop_reason,seconds,datetime_start,"
         "datetime_complete,duration"
