@@ -62,10 +62,22 @@ def _infeasible_aware_tpe() -> type:
             infeasible = [t for t in failed if any(v > 0 for v in t.constraints.values())]
             return sorted(trials + infeasible, key=lambda t: t.number)
 
+    from optuna.samplers._tpe import _truncnorm
+    from scipy.special import log_ndtr
+
     class InfeasibleAwareTPESampler(optuna.samplers.TPESampler):
         def _sample(self, study: Any, trial: Any, search_space: Any) -> dict[str, Any]:
             view: Any = _WithInfeasible(study)
-            return super()._sample(view, trial, search_space)
+            # Optuna computes the log of the normal CDF one element at a time in Python, for
+            # every candidate against every trial of an integer or stepped parameter: most of a
+            # TPE trial's sampling time. SciPy's log_ndtr is the same function, vectorized
+            # (they agree to 1e-12), and samples 2 to 5 times faster (benchmarks/scale.md).
+            python_loop = _truncnorm._log_ndtr
+            _truncnorm._log_ndtr = log_ndtr
+            try:
+                return super()._sample(view, trial, search_space)
+            finally:
+                _truncnorm._log_ndtr = python_loop
 
     return InfeasibleAwareTPESampler
 
