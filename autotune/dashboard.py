@@ -87,7 +87,12 @@ def make_server(
     # The dashboard recomputes importances on every page load; Optuna's warnings about few
     # trials would fill the terminal, and the page already says what it can.
     warnings.filterwarnings("ignore", category=UserWarning, module=r"optuna\.importance")
-    storage = storage_module.open_storage(url, retry_stale=False)
+    # Optuna's trial cache: each poll of the study's page reads only the trials that changed
+    # since the last one, not the whole study (optuna-dashboard reads a bare RDB storage whole
+    # whenever its own 10-second cache has run out).
+    from optuna.storages._cached_storage import _CachedStorage
+
+    storage = _CachedStorage(storage_module.open_storage(url, retry_stale=False))
     from optuna.artifacts import FileSystemArtifactStore
 
     from autotune.checkpoints import default_folder
