@@ -41,7 +41,8 @@ class Objective:
 
     Trial attributes: ``epochs`` (trained), ``best_epoch`` (1-based), ``seed``,
     ``stop_reason`` (``completed``, ``early-stopped``, ``pruned``, ``diverged``, ``oom``,
-    ``failed``, ``interrupted`` or ``budget``), ``seconds`` (wall time of the trial) and
+    ``failed``, ``interrupted`` or ``budget``), ``seconds`` (wall time of building, compiling
+    and training the model), ``sampling_seconds`` (of the sampler choosing its params), and
     ``worker`` (the local worker's index, when given), ``device`` (``GPU <n>`` or ``CPU``). A
     trial that the run's time budget ended is pruned, and keeps ``best_epoch`` and
     ``best_value`` (its best so far).
@@ -84,9 +85,10 @@ class Objective:
     def __call__(self, trial: optuna.Trial) -> float:
         import optuna
 
-        start = time.perf_counter()
         spec = self.spec
+        sampling = time.perf_counter()
         params = sample(spec.space, trial)
+        trial.set_user_attr("sampling_seconds", round(time.perf_counter() - sampling, 4))
         store = self.artifacts
         resume = None
         if store is not None:
@@ -108,6 +110,7 @@ class Objective:
         saving = None
         if store is not None and spec.checkpoint_every:
             saving = checkpoints.Checkpoints(trial, store, spec.checkpoint_every)
+        start = time.perf_counter()  # the trial's ``seconds``: building, compiling, training
         reporter = Reporter(
             spec,
             prune=optuna_pruning(trial),
