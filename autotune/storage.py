@@ -28,6 +28,10 @@ _DEFAULT_DRIVERS = {
     "mysql": "mysql+pymysql",
     "mariadb": "mysql+pymysql",
 }
+# Connections each process keeps to a database server, and how many more it may open for a
+# moment (closed as soon as they are handed back).
+POOL_SIZE = 1
+POOL_OVERFLOW = 1
 _EXAMPLES = "sqlite:///autotune.db or postgresql+psycopg://user@host:5432/db"
 
 
@@ -136,7 +140,14 @@ def open_storage(
     import optuna
     import sqlalchemy.exc
 
-    engine_kwargs: dict[str, Any] = {"pool_pre_ping": True}
+    # One connection per worker process: the main thread and Optuna's heartbeat thread take
+    # turns on it (each storage call holds it for one short transaction), so N workers hold
+    # at most N connections, and 64 workers fit a server's default max_connections (100).
+    engine_kwargs: dict[str, Any] = {
+        "pool_pre_ping": True,
+        "pool_size": POOL_SIZE,
+        "max_overflow": POOL_OVERFLOW,
+    }
     if is_sqlite(url):
         # Several local workers share one file: wait for the writer's lock instead of failing.
         engine_kwargs = {"connect_args": {"timeout": 60}}
