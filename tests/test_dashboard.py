@@ -185,3 +185,47 @@ def test_the_dashboard_serves_the_best_model_that_the_run_kept_as_an_artifact(
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_a_poll_of_the_study_page_reads_only_the_trials_that_changed(tmp_path: Path):
+    import http.client
+    import json
+    import threading
+    import time
+
+    from optuna.storages import RDBStorage
+
+    from autotune import dashboard
+
+    url = f"sqlite:///{tmp_path / 'polls.db'}"
+    study = optuna.create_study(study_name="polls", storage=url)
+    study.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=600)
+    read: list[int] = []
+    fetch = RDBStorage._get_trials
+
+    def counting(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        trials = fetch(self, *args, **kwargs)
+        read.append(len(trials))
+        return trials
+
+    server = dashboard.make_server(url, "127.0.0.1", 0)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+
+    def poll(after: int) -> list[dict]:
+        connection = http.client.HTTPConnection("127.0.0.1", server.server_port, timeout=60)
+        connection.request("GET", f"/api/studies/{study._study_id}?after={after}")
+        return json.loads(connection.getresponse().read())["trials"]
+
+    RDBStorage._get_trials = counting  # type: ignore[method-assign]
+    try:
+        assert len(poll(0)) == 600 and read == [600]
+        study.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=3)
+        time.sleep(10.5)  # optuna-dashboard keeps the trials 10 s past 500 trials
+        read.clear()  # what the writes above read
+        new = poll(600)
+        assert [t["number"] for t in new] == [600, 601, 602]
+        assert read == [3]  # the three new trials, not the study again
+    finally:
+        RDBStorage._get_trials = fetch  # type: ignore[method-assign]
+        server.shutdown()
+        server.server_close()
