@@ -7,6 +7,7 @@ is printed, so a port in use is one clean error rather than a traceback from a t
 
 from __future__ import annotations
 
+import functools
 import socket
 import warnings
 from collections.abc import Callable
@@ -93,6 +94,7 @@ def make_server(
     from optuna.storages._cached_storage import _CachedStorage
 
     storage = _CachedStorage(storage_module.open_storage(url, retry_stale=False))
+    _scan_new_trials_only()
     from optuna.artifacts import FileSystemArtifactStore
 
     from autotune.checkpoints import default_folder
@@ -109,6 +111,31 @@ def make_server(
             f"Cannot listen on {host}:{port}: {e.strerror or e}. Choose another port with"
             f" --port, or stop what uses this one."
         ) from e
+
+
+@functools.cache
+def _scan_new_trials_only() -> None:
+    """Makes optuna-dashboard's per-study summary (search spaces, attribute names) look at the
+    new trials on each poll, not at every trial again.
+
+    Its cursor moves only to the oldest unfinished trial, so once a study has none (every
+    trial finished, between runs or at the end of one) each poll rescanned the whole study:
+    12 s a poll at 10,000 trials. Here the cursor moves past the last trial when every trial
+    it scanned has finished; what the summary holds is unchanged.
+    """
+    from optuna_dashboard import _inmemory_cache
+
+    summary = _inmemory_cache._CachedExtraStudyProperty
+    update = summary.update
+
+    def update_then_move_on(self: Any, trials: list[Any]) -> None:
+        before = self._cursor
+        update(self, trials)
+        scanned = [t for t in trials if t.number >= before]
+        if trials and self._cursor == before and all(t.state.is_finished() for t in scanned):
+            self._cursor = trials[-1].number + 1
+
+    summary.update = update_then_move_on
 
 
 def serve(

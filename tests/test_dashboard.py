@@ -210,6 +210,14 @@ def test_a_poll_of_the_study_page_reads_only_the_trials_that_changed(tmp_path: P
 
     server = dashboard.make_server(url, "127.0.0.1", 0)
     threading.Thread(target=server.serve_forever, daemon=True).start()
+    from optuna_dashboard._inmemory_cache import _CachedExtraStudyProperty as Summary
+
+    scan = Summary._update_search_space
+    scanned: list[int] = []
+
+    def counting_scan(self, trial):  # type: ignore[no-untyped-def]
+        scanned.append(trial.number)
+        return scan(self, trial)
 
     def poll(after: int) -> list[dict]:
         connection = http.client.HTTPConnection("127.0.0.1", server.server_port, timeout=60)
@@ -217,15 +225,19 @@ def test_a_poll_of_the_study_page_reads_only_the_trials_that_changed(tmp_path: P
         return json.loads(connection.getresponse().read())["trials"]
 
     RDBStorage._get_trials = counting  # type: ignore[method-assign]
+    Summary._update_search_space = counting_scan  # type: ignore[method-assign]
     try:
         assert len(poll(0)) == 600 and read == [600]
         study.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=3)
         time.sleep(10.5)  # optuna-dashboard keeps the trials 10 s past 500 trials
         read.clear()  # what the writes above read
+        scanned.clear()
         new = poll(600)
         assert [t["number"] for t in new] == [600, 601, 602]
         assert read == [3]  # the three new trials, not the study again
+        assert sorted(scanned) == [600, 601, 602]  # its summary, too, looked at them alone
     finally:
         RDBStorage._get_trials = fetch  # type: ignore[method-assign]
+        Summary._update_search_space = scan  # type: ignore[method-assign]
         server.shutdown()
         server.server_close()
