@@ -178,11 +178,16 @@ def _windowed_class() -> type:
     from optuna.storages import BaseStorage
     from optuna.storages._heartbeat import BaseHeartbeat
 
-    writes = ("create_new_trial", "set_trial_param", "set_trial_state_values",
-              "set_trial_intermediate_value", "set_trial_user_attr",
-              "set_trial_system_attr")  # fmt: skip
-    passed = ("create_new_study", "delete_study", "set_study_user_attr", "set_study_system_attr",
-              "get_study_id_from_name", "get_study_name_from_id", "get_study_directions",
+    # Writes that change which trials there are, or finish one: the next read of the window
+    # looks at once. The others (a running trial's params, values and attributes) are seen
+    # within FRESH_SECONDS, as other workers' writes are.
+    writes = ("create_new_trial", "set_trial_state_values")
+    # What never changes for a study: kept after the first answer (Hyperband's pruner builds a
+    # Study, which asks both, at every epoch of every trial).
+    kept_answers = ("get_study_id_from_name", "get_study_directions")
+    passed = ("set_trial_param", "set_trial_intermediate_value", "set_trial_user_attr",
+              "set_trial_system_attr", "create_new_study", "delete_study",
+              "set_study_user_attr", "set_study_system_attr", "get_study_name_from_id",
               "get_study_user_attrs", "get_study_system_attrs", "get_all_studies",
               "get_trial_id_from_study_id_trial_number", "get_trial_number_from_id",
               "get_trial_param", "get_trial", "get_best_trial", "get_trial_params",
@@ -207,6 +212,16 @@ def _windowed_class() -> type:
         method.__name__ = name
         return method
 
+    def keeping(name: str) -> Any:
+        def method(self: Any, key: Any) -> Any:
+            answers = self._answers.setdefault(name, {})
+            if key not in answers:
+                answers[key] = getattr(self._backend, name)(key)
+            return answers[key]
+
+        method.__name__ = name
+        return method
+
     def beating(name: str, otherwise: Any) -> Any:
         def method(self: Any, *args: Any, **kwargs: Any) -> Any:
             if not isinstance(self._backend, BaseHeartbeat):
@@ -223,6 +238,7 @@ def _windowed_class() -> type:
         self._kept = {}  # study id: its window (a _Kept, or a _Frozen read)
         self._read_at = {}  # study id: when its window was last read (monotonic seconds)
         self._written = True
+        self._answers = {}  # method name: {argument: answer}, for kept_answers
         self._lock = threading.Lock()
 
     def get_all_trials(
@@ -261,6 +277,7 @@ def _windowed_class() -> type:
 
     namespace: dict[str, Any] = {name: passing(name) for name in passed}
     namespace.update({name: writing(name) for name in writes})
+    namespace.update({name: keeping(name) for name in kept_answers})
     namespace.update({name: beating(name, otherwise) for name, otherwise in beats.items()})
     namespace.update(__init__=__init__, get_all_trials=get_all_trials, _window=_window,
                      __doc__=windowed.__doc__, __module__=__name__)  # fmt: skip
