@@ -63,6 +63,8 @@ MAX_DROPPED = 3
 # The end of a failed trial's traceback that is kept on the trial (databases cap text).
 TRACEBACK_CHARS = 8000
 _BECAUSE = {"diverged": "it diverged", "oom": "it ran out of memory"}
+# The gRPC status names of a storage proxy that is away, or whose database failed a request.
+_PROXY_DOWN = ("UNAVAILABLE", "UNKNOWN", "INTERNAL", "DEADLINE_EXCEEDED")
 
 
 @dataclass
@@ -321,16 +323,26 @@ def _failed_elsewhere(study: optuna.Study, number: int | None) -> bool:
 
 def _database_error(error: BaseException) -> BaseException | None:
     """The database's own error behind ``error`` (Optuna wraps a failed commit in a
-    ``StorageInternalError``), or None when the storage is not what failed."""
+    ``StorageInternalError``), or the storage proxy's (away, or its database failed), or None
+    when the storage is not what failed."""
     import optuna
     import sqlalchemy.exc
 
+    grpc = sys.modules.get("grpc")  # loaded by a grpc:// storage only
     seen: BaseException | None = error
     while seen is not None:
         if isinstance(seen, sqlalchemy.exc.OperationalError | sqlalchemy.exc.InterfaceError):
             return seen
+        if grpc is not None and isinstance(seen, grpc.RpcError) and _status(seen) in _PROXY_DOWN:
+            return seen
         seen = seen.__cause__ or seen.__context__
     return error if isinstance(error, optuna.exceptions.StorageInternalError) else None
+
+
+def _status(error: BaseException) -> str:
+    """A gRPC error's status name (``UNAVAILABLE``)."""
+    code = getattr(error, "code", None)
+    return str(getattr(code(), "name", "")) if callable(code) else ""
 
 
 def _because(trial: optuna.trial.FrozenTrial) -> str:

@@ -2,7 +2,9 @@
 
 The default storage is the SQLite file ``autotune.db`` in the current directory; ``--storage``
 or the ``AUTOTUNE_STORAGE`` environment variable name another, such as a PostgreSQL or
-MySQL/MariaDB server that several workers share. A URL is never printed with its password.
+MySQL/MariaDB server that several workers share, or ``grpc://HOST:PORT``, the address of an
+``autotune storage-proxy`` in front of one (see :mod:`autotune.proxy`). A URL is never printed
+with its password.
 """
 
 from __future__ import annotations
@@ -33,6 +35,11 @@ _DEFAULT_DRIVERS = {
 POOL_SIZE = 1
 POOL_OVERFLOW = 1
 _EXAMPLES = "sqlite:///autotune.db or postgresql+psycopg://user@host:5432/db"
+# How many times a trial whose worker died is queued again.
+MAX_RETRY = 3
+PROXY_SCHEME = "grpc://"
+# How long opening a grpc:// storage waits for the proxy to answer.
+PROXY_WAIT_SECONDS = 5.0
 
 
 def default_url() -> str:
@@ -47,6 +54,8 @@ def resolve_url(url: str | None = None) -> str:
         StorageError: The URL cannot be parsed, or names a database autotune has no driver for.
     """
     url = _encode_password(url or os.environ.get(ENV_VAR) or default_url())
+    if is_proxy(url):
+        return _proxy_url(url)
     from sqlalchemy.engine import make_url
     from sqlalchemy.exc import ArgumentError
 
@@ -66,6 +75,37 @@ def resolve_url(url: str | None = None) -> str:
             f" support; use SQLite, PostgreSQL or MySQL/MariaDB, e.g. {_EXAMPLES}."
         )
     return parsed.render_as_string(hide_password=False)
+
+
+def is_proxy(url: str) -> bool:
+    """Whether ``url`` names a storage proxy (``grpc://HOST:PORT``) rather than a database."""
+    return url.startswith(PROXY_SCHEME)
+
+
+def proxy_address(url: str) -> tuple[str, int]:
+    """The host and port of a resolved ``grpc://HOST:PORT`` URL."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    assert parts.hostname is not None and parts.port is not None, url
+    return parts.hostname, parts.port
+
+
+def _proxy_url(url: str) -> str:
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url)
+        host, port = parts.hostname, parts.port
+    except ValueError:  # a port that is not a number, or out of range
+        host, port = None, None
+    if not host or port is None or parts.path not in ("", "/") or parts.query or parts.username:
+        raise StorageError(
+            f"'{mask(url)}' is not a storage proxy URL; expected grpc://HOST:PORT, for example"
+            f" grpc://127.0.0.1:13000 (where `autotune storage-proxy` listens)."
+        )
+    shown = f"[{host}]" if ":" in host else host
+    return f"{PROXY_SCHEME}{shown}:{port}"
 
 
 # scheme://user:password@host...: the password runs to the last "@", so that one holding an
@@ -126,17 +166,26 @@ def open_storage(
     heartbeat_interval: int | None = None,
     grace_period: int | None = None,
     retry_stale: bool = True,
+    connections: int | None = None,
 ) -> Any:
-    """Opens Optuna's RDB storage at a resolved URL.
+    """Opens Optuna's RDB storage at a resolved URL, or the storage proxy a ``grpc://`` URL
+    names (Optuna's ``GrpcStorageProxy``, once the proxy answers).
 
     With a heartbeat, a trial whose worker stops beating for ``grace_period`` seconds is failed
     by the next worker that starts a trial, and Optuna's ``RetryHeartbeatStaleTrialCallback``
-    queues its parameters again.
+    queues its parameters again. Through a proxy, the proxy fails such trials instead (see
+    :mod:`autotune.proxy`), and the heartbeat arguments are not used.
+
+    Args:
+        connections: Connections to a database server to keep (none more); by default
+            :data:`POOL_SIZE`, and :data:`POOL_OVERFLOW` more for a moment.
 
     Raises:
-        StorageError: The driver is missing or the database cannot be reached; the message
-            masks the password.
+        StorageError: The driver is missing, or the database or the proxy cannot be reached;
+            the message masks the password.
     """
+    if is_proxy(url):
+        return _open_proxy(url)
     import optuna
     import sqlalchemy.exc
 
@@ -148,6 +197,8 @@ def open_storage(
         "pool_size": POOL_SIZE,
         "max_overflow": POOL_OVERFLOW,
     }
+    if connections is not None:
+        engine_kwargs.update(pool_size=connections, max_overflow=0)
     if is_sqlite(url):
         # Several local workers share one file: wait for the writer's lock instead of failing.
         engine_kwargs = {"connect_args": {"timeout": 60}}
@@ -159,7 +210,9 @@ def open_storage(
             )
     with quiet_optuna():
         callback = (
-            optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=3) if retry_stale else None
+            optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRY)
+            if retry_stale
+            else None
         )
     last_error: Exception | None = None
     # Several workers starting at once on a fresh database race to create Optuna's tables;
@@ -207,6 +260,46 @@ def open_storage(
     return storage
 
 
+def _open_proxy(url: str) -> Any:
+    """Optuna's client of the storage proxy at ``url``, once the proxy answers."""
+    import optuna
+
+    host, port = proxy_address(url)
+    # Optuna joins host and port with a colon: an IPv6 address keeps its brackets.
+    host = f"[{host}]" if ":" in host else host
+    with quiet_optuna():  # the proxy is marked experimental in Optuna
+        proxy = optuna.storages.GrpcStorageProxy(host=host, port=port)
+    try:
+        proxy.wait_server_ready(timeout=PROXY_WAIT_SECONDS)
+    except ConnectionError:
+        proxy.close()
+        raise StorageError(
+            f"No storage proxy answers at {url} (waited {PROXY_WAIT_SECONDS:g} s). Start one"
+            f" there with `autotune storage-proxy --port {port}`, or check the host and port."
+        ) from None
+    return proxy
+
+
+def proxy_of(storage: Any) -> Any:
+    """Optuna's client of a storage proxy under the caches and windows wrapped around it, or
+    None for another kind of storage."""
+    from optuna.storages import GrpcStorageProxy
+
+    while not isinstance(storage, GrpcStorageProxy) and hasattr(storage, "_backend"):
+        storage = storage._backend
+    return storage if isinstance(storage, GrpcStorageProxy) else None
+
+
+def url_of(storage: Any) -> str:
+    """The URL of an opened storage (a database's or a proxy's), with its password; empty for
+    another kind of storage."""
+    rdb = rdb_of(storage)
+    if rdb is not None:
+        return str(rdb.engine.url.render_as_string(hide_password=False))
+    proxy = proxy_of(storage)
+    return f"{PROXY_SCHEME}{proxy._host}:{proxy._port}" if proxy is not None else ""
+
+
 def rdb_of(storage: Any) -> Any:
     """The RDB storage under Optuna's trial cache, or None for another kind of storage."""
     backend = getattr(storage, "_backend", storage)
@@ -233,8 +326,7 @@ def lost(error: BaseException, storage: Any) -> StorageError:
     """The fatal error of a storage that stopped answering while a study ran: which storage
     (its password masked), the database's own first line, and that nothing finished is lost.
     """
-    rdb = rdb_of(storage)
-    url = rdb.engine.url.render_as_string(hide_password=False) if rdb is not None else ""
+    url = url_of(storage)
     return StorageError(
         f"The storage {mask(url)} stopped answering: {_first_line(error, url)}. Finished"
         f" trials are kept in it; run the study again once it answers."
@@ -265,8 +357,15 @@ def _sessions_in_utc(engine: Any, url: str) -> None:
     engine.dispose()  # the connections Optuna opened before the listener go
 
 
+def error_line(error: BaseException, url: str) -> str:
+    """The first line of a database's (or the proxy's) error, ``url``'s password hidden."""
+    return _first_line(error, url)
+
+
 def _first_line(error: BaseException | None, url: str) -> str:
-    text = str(getattr(error, "orig", None) or error).strip().splitlines()
+    details = getattr(error, "details", None)  # a gRPC error's own message, from the proxy
+    said = details() if callable(details) else None
+    text = str(said or getattr(error, "orig", None) or error).strip().splitlines()
     return hide_password(text[0] if text else type(error).__name__, url)
 
 

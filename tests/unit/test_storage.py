@@ -1,3 +1,4 @@
+import socket
 from pathlib import Path
 
 import pytest
@@ -97,3 +98,31 @@ def test_a_drivers_message_never_shows_a_piece_of_the_password():
     message = 'connection to server at "ssw0rd@127.0.0.1" failed: password p@ssw0rd rejected'
     shown = storage.hide_password(message, url)
     assert "ssw0rd" not in shown and shown.startswith('connection to server at "***@127.0.0.1"')
+
+
+def test_a_proxy_url_is_resolved_and_a_bad_one_is_refused(monkeypatch: pytest.MonkeyPatch):
+    assert storage.resolve_url("grpc://127.0.0.1:13000/") == "grpc://127.0.0.1:13000"
+    monkeypatch.setenv("AUTOTUNE_STORAGE", "grpc://[::1]:13000")
+    assert storage.resolve_url() == "grpc://[::1]:13000"
+    with pytest.raises(StorageError, match=r"^'grpc://proxy' is not a storage proxy URL; "
+                                           r"expected grpc://HOST:PORT"):  # fmt: skip
+        storage.resolve_url("grpc://proxy")
+
+
+def test_a_proxy_that_does_not_answer_is_one_line_naming_it_and_the_fix(
+    monkeypatch: pytest.MonkeyPatch,
+):
+    monkeypatch.setattr(storage, "PROXY_WAIT_SECONDS", 0.2)
+    port = free_port()
+    with pytest.raises(StorageError) as info:
+        storage.open_storage(f"grpc://127.0.0.1:{port}")
+    assert str(info.value) == (
+        f"No storage proxy answers at grpc://127.0.0.1:{port} (waited 0.2 s). Start one there"
+        f" with `autotune storage-proxy --port {port}`, or check the host and port."
+    )
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
