@@ -88,11 +88,8 @@ class _Kept:
         self.loaded = False
 
     def refresh(self) -> None:
-        if not self.loaded:
-            wanted = self._first_ids()
-            self.loaded = True
-        else:
-            wanted = set(self.unfinished)
+        first = not self.loaded
+        wanted = self._first_ids() if first else set(self.unfinished)
         if not wanted and self.last_id < 0:
             fetched = self.rdb._get_trials(self.study_id, None, set(), -1)
         else:
@@ -100,6 +97,7 @@ class _Kept:
             fetched = self.rdb._get_trials(self.study_id, None, wanted, newest)
         for trial in fetched:
             self._take(trial)
+        self.loaded = True
 
     def _first_ids(self) -> set[int]:
         """The ids of the window's trials, by three small queries; and the newest id."""
@@ -306,8 +304,31 @@ def windowed(backend: Any, recent: int = RECENT, best: int = BEST) -> Any:
     return _windowed_class()(backend, recent, best)
 
 
-def through_window(study: optuna.Study, recent: int = RECENT, best: int = BEST) -> None:
+def through_window(
+    study: optuna.Study, recent: int = RECENT, best: int = BEST, *, like: Any = None
+) -> None:
     """Makes ``study``'s sampler and pruners read its window, not the whole study; writes and
-    every other read go to its storage as before (Optuna's trial cache is left out)."""
+    every other read go to its storage as before (Optuna's trial cache is left out).
+
+    The window's first read (a second or so of a long study) starts at once in a thread of
+    its own, so that it overlaps what the process does next (importing TensorFlow, loading the
+    data); the first read of the sampler waits for it.
+
+    Args:
+        like: Another study of the same name and storage, already read through a window: its
+            window is taken over, read or being read.
+    """
+    if like is not None and hasattr(like._storage, "_kept"):
+        study._storage = like._storage
+        return
     backend = getattr(study._storage, "_backend", study._storage)
-    study._storage = windowed(backend, recent, best)
+    view = study._storage = windowed(backend, recent, best)
+    study_id = study._study_id
+
+    def first_read() -> None:
+        try:
+            view.get_all_trials(study_id, deepcopy=False)
+        except Exception:  # noqa: S110  # the sampler's own first read tries again, and says why
+            pass
+
+    threading.Thread(target=first_read, name="autotune-window", daemon=True).start()

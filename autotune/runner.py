@@ -483,7 +483,7 @@ def run(
     places = devices.plan(wanted, workers, trials_per_gpu, seen)
     if gpus is not None and wanted == devices.AUTO and not seen and echo is not None:
         echo("No GPU found: training on the CPU.")
-    optuna_study = study_module.open_study(spec, url, sampler_seed=spec.seed)
+    optuna_study = study_module.open_study(spec, url, sampler_seed=spec.seed, found=existing)
     if warm_start is not None:
         started = warmstart.warm_start(optuna_study, spec.space, warm_start, top=top)
         if echo is not None:

@@ -37,13 +37,16 @@ FINGERPRINT_ATTR = "autotune:fingerprint"
 SURPLUS = "surplus"
 
 
-def open_study(spec: StudySpec, url: str, *, sampler_seed: int | None = None) -> optuna.Study:
+def open_study(
+    spec: StudySpec, url: str, *, sampler_seed: int | None = None, found: optuna.Study | None = None
+) -> optuna.Study:
     """Creates the study in the storage, or loads it; checks that it searches the same
     objective; and stores ``spec`` with it.
 
     Safe when several workers start at the same moment: Optuna creates the study once and the
     others load it. The sampler and pruner, which Optuna does not store, are built from
-    ``spec``. Call it once every check has passed (see :func:`find_study`): it writes.
+    ``spec``. Call it once every check has passed (see :func:`find_study`, whose study, given
+    as ``found``, hands over the trials it has read): it writes.
 
     Raises:
         StudyMismatchError: The stored study was searched with another space, data, model,
@@ -66,7 +69,7 @@ def open_study(spec: StudySpec, url: str, *, sampler_seed: int | None = None) ->
     check_stored(study, spec, url)
     record(study, spec)
     if spec.sampler != "grid":  # the grid sampler must see every trial to visit each point once
-        history.through_window(study)
+        history.through_window(study, like=found)
     return study
 
 
@@ -91,6 +94,8 @@ def find_study(spec: StudySpec, url: str) -> optuna.Study | None:
     with storage_module.quiet_optuna():
         study = optuna.load_study(study_name=spec.name, storage=storage)
     check_stored(study, spec, url)
+    if spec.sampler != "grid":  # its window is read while the run loads TensorFlow and data
+        history.through_window(study)
     return study
 
 
