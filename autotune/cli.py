@@ -442,6 +442,49 @@ def dashboard(storage: str | None, host: str, port: int, artifacts: str | None) 
     click.echo("Dashboard stopped.")
 
 
+@cli.command("storage-proxy")
+@storage_option
+@click.option(
+    "--host",
+    default="127.0.0.1",
+    show_default=True,
+    help="The address to listen on; 0.0.0.0 lets workers on other machines in.",
+)
+@click.option(
+    "--port",
+    type=click.IntRange(min=0, max=65535),
+    default=13000,
+    show_default=True,
+    help="The port to listen on; 0 picks a free one.",
+)
+@_errors
+def storage_proxy(storage: str | None, host: str, port: int) -> None:
+    """Serve the storage to many workers over a few database connections, until Ctrl-C.
+
+    Workers give --storage grpc://HOST:PORT instead of the database's URL; only the proxy
+    connects to the database. Trials of workers that die are failed after the study's
+    grace_period and their params queued again, as without the proxy.
+
+    Example:
+
+        autotune storage-proxy --storage postgresql+psycopg://me@db:5432/studies
+
+        AUTOTUNE_STORAGE=grpc://127.0.0.1:13000 autotune worker --study circles
+    """
+    from autotune import proxy as proxy_module
+
+    url = storage_module.resolve_url(storage)
+
+    def ready(proxy: Any) -> None:
+        click.echo(
+            f"Storage proxy for {storage_module.mask(url)} on {proxy.host}:{proxy.port};"
+            f" workers use --storage {proxy.address}. Stop it with Ctrl-C."
+        )
+
+    proxy_module.serve(url, host, port, ready=ready, warn=lambda line: click.echo(line, err=True))
+    click.echo("Storage proxy stopped.")
+
+
 @cli.command()
 @study_option
 @storage_option

@@ -28,7 +28,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from autotune import checkpoints, console, devices
+from autotune import checkpoints, console, devices, proxy
 from autotune import storage as storage_module
 from autotune import study as study_module
 from autotune.backend import settled
@@ -128,7 +128,8 @@ class _Guarded:
             trial.set_user_attr("stop_reason", study_module.SURPLUS)
             raise _Surplus(f"the study's {self.n_trials} trials were already taken")
         try:
-            return self.objective(trial)
+            with proxy.beating(trial):  # a trial behind a storage proxy beats through it
+                return self.objective(trial)
         except TrialFailed as e:
             if isinstance(e, TrialOutOfMemory):
                 # The sampler learns that configurations like this one do not fit.
