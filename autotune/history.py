@@ -188,7 +188,7 @@ def _windowed_class() -> type:
               "set_study_user_attr", "set_study_system_attr", "get_study_name_from_id",
               "get_study_user_attrs", "get_study_system_attrs", "get_all_studies",
               "get_trial_id_from_study_id_trial_number", "get_trial_number_from_id",
-              "get_trial_param", "get_trial", "get_best_trial", "get_trial_params",
+              "get_trial_param", "get_trial", "get_trial_params",
               "get_trial_user_attrs", "get_trial_system_attrs", "remove_session",
               "check_trial_is_updatable", "get_n_trials")  # fmt: skip
     beats: dict[str, Any] = {"record_heartbeat": None, "_get_stale_trial_ids": [],
@@ -270,10 +270,27 @@ def _windowed_class() -> type:
         maximize = direction == optuna.study.StudyDirection.MAXIMIZE
         trials = self._backend.get_all_trials(study_id, deepcopy=False)
         cut = window(trials, maximize, self._recent, self._best)
-        self._kept[study_id] = _Frozen(cut)
+        self._kept[study_id] = _Frozen(cut, maximize)
         return cut
 
+    def best_trials(self: Any, study_id: int, top: int) -> list[FrozenTrial]:
+        """The study's ``top`` best complete trials (at most ``best``), from the window."""
+        with self._lock:
+            self._window(study_id)
+            return list(self._kept[study_id].best[:top])
+
+    def get_best_trial(self: Any, study_id: int) -> FrozenTrial:
+        # Read now, not within FRESH_SECONDS: whether a trial just told is the best decides
+        # which model is kept. The window always holds the best trials; the storage would
+        # sort every complete trial for it.
+        self._written = True
+        found = best_trials(self, study_id, 1)
+        if not found:
+            raise ValueError("No trials are completed yet.")
+        return copy.deepcopy(found[0])
+
     namespace: dict[str, Any] = {name: passing(name) for name in passed}
+    namespace.update(best_trials=best_trials, get_best_trial=get_best_trial)
     namespace.update({name: writing(name) for name in writes})
     namespace.update({name: keeping(name) for name in kept_answers})
     namespace.update({name: beating(name, otherwise) for name, otherwise in beats.items()})
@@ -285,8 +302,12 @@ def _windowed_class() -> type:
 class _Frozen:
     """A window read whole from a storage without SQL, reused while fresh."""
 
-    def __init__(self, trials: list[FrozenTrial]) -> None:
+    def __init__(self, trials: list[FrozenTrial], maximize: bool) -> None:
+        from optuna.trial import TrialState
+
         self._trials = trials
+        complete = [t for t in trials if t.state == TrialState.COMPLETE and t.value is not None]
+        self.best = sorted(complete, key=functools.partial(_rank, maximize))
 
     def trials(self) -> list[FrozenTrial]:
         return self._trials

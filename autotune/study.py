@@ -307,49 +307,64 @@ def counts(study: optuna.Study) -> Counts:
         tally.update(_counted(rdb, study._study_id))
     else:
         for trial in all_trials(study):
-            if not is_surplus(trial):
+            if not (trial.state.name == "FAIL" and is_surplus(trial)):
                 tally[trial.state.name] += 1
     return Counts(tally["COMPLETE"], tally["PRUNED"], tally["FAIL"], tally["RUNNING"],
                   tally["WAITING"])  # fmt: skip
 
 
-def _counted(rdb: Any, study_id: int, below: int | None = None) -> dict[str, int]:
-    """The study's trials by state in the database, surplus trials left out; only those
-    numbered below ``below`` if given."""
+def _counted(rdb: Any, study_id: int) -> dict[str, int]:
+    """The study's trials by state in the database, surplus trials left out.
+
+    Two small queries however long the study: the trials by state (Optuna indexes trials by
+    study), then the surplus ones among the failed (a surplus trial has ended FAIL).
+    """
     import json
 
     import sqlalchemy as sa
     from optuna.storages._rdb import models
+    from optuna.trial import TrialState
 
     trials = models.TrialModel.__table__
     attrs = models.TrialUserAttributeModel.__table__
-    surplus = sa.select(attrs.c.trial_id).where(
-        attrs.c.trial_id == trials.c.trial_id,
-        attrs.c.key == "stop_reason",
-        attrs.c.value_json == json.dumps(SURPLUS),
+    by_state = (
+        sa.select(trials.c.state, sa.func.count())
+        .where(trials.c.study_id == study_id)
+        .group_by(trials.c.state)
     )
-    where = [trials.c.study_id == study_id, ~sa.exists(surplus)]
-    if below is not None:
-        where.append(trials.c.number < below)
-    query = sa.select(trials.c.state, sa.func.count()).where(*where).group_by(trials.c.state)
+    surplus = (
+        sa.select(sa.func.count())
+        .select_from(trials.join(attrs, attrs.c.trial_id == trials.c.trial_id))
+        .where(trials.c.study_id == study_id, trials.c.state == TrialState.FAIL,
+               attrs.c.key == "stop_reason", attrs.c.value_json == json.dumps(SURPLUS))
+    )  # fmt: skip
     with rdb.engine.connect() as connection:
-        rows = connection.execute(query).all()
-    return {getattr(state, "name", str(state)): int(n) for state, n in rows}
+        tally = {getattr(state, "name", str(state)): int(n)
+                 for state, n in connection.execute(by_state).all()}  # fmt: skip
+        if tally.get("FAIL"):
+            tally["FAIL"] -= int(connection.execute(surplus).scalar_one())
+    return tally
 
 
 def taken_before(study: optuna.Study, number: int) -> int:
-    """How many trials numbered below ``number`` finished or are running (surplus ones aside):
-    the places of the study's total that they hold."""
-    rdb = storage_module.rdb_of(study._storage)
-    if rdb is not None:
-        tally = _counted(rdb, study._study_id, below=number)
-        return sum(tally.get(state, 0) for state in ("COMPLETE", "PRUNED", "RUNNING"))
+    """How many trials numbered below ``number`` finished or are running: the places of the
+    study's total that they hold (a surplus trial has ended FAIL, so it holds none)."""
     live = ("COMPLETE", "PRUNED", "RUNNING")
-    return sum(
-        1
-        for t in all_trials(study)
-        if t.number < number and t.state.name in live and not is_surplus(t)
+    rdb = storage_module.rdb_of(study._storage)
+    if rdb is None:
+        return sum(1 for t in all_trials(study) if t.number < number and t.state.name in live)
+    import sqlalchemy as sa
+    from optuna.storages._rdb import models
+    from optuna.trial import TrialState
+
+    trials = models.TrialModel.__table__
+    query = sa.select(sa.func.count()).where(
+        trials.c.study_id == study._study_id,
+        trials.c.number < number,
+        trials.c.state.in_([TrialState[state] for state in live]),
     )
+    with rdb.engine.connect() as connection:
+        return int(connection.execute(query).scalar_one())
 
 
 def has_trials(study: optuna.Study) -> bool:
@@ -502,6 +517,8 @@ def ranked(study: optuna.Study, top: int | None = None) -> list[optuna.trial.Fro
     import optuna
 
     maximize = study.direction == optuna.study.StudyDirection.MAXIMIZE
+    if top is not None and top <= history.BEST and hasattr(study._storage, "best_trials"):
+        return study._storage.best_trials(study._study_id, top)  # a worker's window has them
     rdb = storage_module.rdb_of(study._storage)
     if rdb is not None and top is not None:
         return [rdb.get_trial(i) for i in _best_ids(rdb, study._study_id, maximize, top)]

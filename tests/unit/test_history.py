@@ -104,6 +104,11 @@ def test_a_database_window_kept_by_what_changed_equals_the_window_of_the_whole_s
         got = study.get_trials(deepcopy=False)
         assert numbers(got) == numbers(expected), f"round {round_}"
         assert [t.state for t in got] == [t.state for t in expected]
+        complete = whole.get_trials(deepcopy=False, states=(State.COMPLETE,))
+        top = sorted(complete, key=lambda t: (-t.value, t.number))[:best]
+        assert numbers(study._storage.best_trials(study._study_id, best)) == numbers(top)
+        assert study.best_trial.number == top[0].number
+        assert numbers(study_module.ranked(study, 3)) == numbers(top[:3])
 
 
 def test_a_study_shorter_than_the_window_is_searched_exactly_as_without_it():
