@@ -448,7 +448,7 @@ def dashboard(storage: str | None, host: str, port: int, artifacts: str | None) 
     "--host",
     default="127.0.0.1",
     show_default=True,
-    help="The address to listen on; 0.0.0.0 lets workers on other machines in.",
+    help="The address to listen on; 0.0.0.0 opens it, without a password, to the network.",
 )
 @click.option(
     "--port",
