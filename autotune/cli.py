@@ -507,14 +507,14 @@ def report(study_name: str, storage: str | None, out: str | None, force: bool) -
         autotune report --study circles --out circles.html
     """
     from autotune import report as report_module
-    from autotune.study import load_study
+    from autotune.study import load_study, trial_count
 
     url = storage_module.resolve_url(storage)
     study = load_study(study_name, url)
     path = report_module.write(
         study, out or report_module.default_path(study.study_name), force=force, storage=url
     )
-    count = len(study.get_trials(deepcopy=False))
+    count = trial_count(study)
     click.echo(f"Wrote the report of study '{study.study_name}' ({count} trials) to {path}")
 
 
