@@ -354,7 +354,7 @@ def delete(study_name: str, storage: str | None, yes: bool) -> None:
 
     url = storage_module.resolve_url(storage)
     study = study_module.load_study(study_name, url)
-    count = len(study.get_trials(deepcopy=False))
+    count = study_module.trial_count(study)
     if not yes:
         click.confirm(
             f"Delete study '{study.study_name}' and its {count} trials from"

@@ -237,10 +237,35 @@ def require_existing(url: str) -> None:
 
 
 def delete_study(study: optuna.Study) -> None:
-    """Deletes ``study`` and all its trials from its storage."""
+    """Deletes ``study`` and all its trials from its storage, in one transaction.
+
+    On a database the rows go table by table (Optuna's own delete loads every trial and its
+    rows as objects first: 17 minutes and 6 GB for 100,000 trials on PostgreSQL).
+    """
     import optuna
 
-    optuna.delete_study(study_name=study.study_name, storage=study._storage)
+    rdb = storage_module.rdb_of(study._storage)
+    if rdb is None:
+        optuna.delete_study(study_name=study.study_name, storage=study._storage)
+        return
+    import sqlalchemy as sa
+    from optuna.storages._rdb import models
+
+    trial_tables = (models.TrialParamModel, models.TrialValueModel,
+                    models.TrialIntermediateValueModel, models.TrialUserAttributeModel,
+                    models.TrialSystemAttributeModel, models.TrialHeartbeatModel)  # fmt: skip
+    study_tables = (models.StudyUserAttributeModel, models.StudySystemAttributeModel,
+                    models.StudyDirectionModel)  # fmt: skip
+    study_id = study._study_id
+    trial, whole = models.TrialModel, models.StudyModel
+    trials = sa.select(trial.trial_id).where(trial.study_id == study_id)
+    with rdb.engine.begin() as connection:
+        for model in trial_tables:
+            connection.execute(sa.delete(model).where(model.trial_id.in_(trials)))
+        connection.execute(sa.delete(trial).where(trial.study_id == study_id))
+        for model in study_tables:
+            connection.execute(sa.delete(model).where(model.study_id == study_id))
+        connection.execute(sa.delete(whole).where(whole.study_id == study_id))
 
 
 def summaries(url: str) -> list[tuple[str, Counts, Any, float | None, str]]:

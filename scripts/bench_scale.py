@@ -296,11 +296,11 @@ def storage_url(kind: str, folder: Path) -> str:
 
 
 def drop_scale_studies(url: str) -> None:
-    import optuna
+    from autotune import study as study_module
 
-    for summary in optuna.get_all_study_summaries(url, include_best_trial=False):
-        if summary.study_name.startswith("scale-"):
-            optuna.delete_study(study_name=summary.study_name, storage=url)
+    for name in study_module.names(url):
+        if name.startswith("scale-"):
+            study_module.delete_study(study_module.load_study(name, url))
 
 
 def table(results: dict[str, Any]) -> list[str]:

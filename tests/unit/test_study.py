@@ -210,3 +210,39 @@ def test_opening_a_study_adds_the_index_that_counting_reads_once(sqlite_url: str
             (study._study_id,),
         ).all()
     assert "COVERING INDEX " + study_module.STATE_INDEX in str(plan)
+
+
+def test_deleting_a_study_removes_its_rows_from_every_table_and_leaves_others(sqlite_url: str):
+    import sqlalchemy as sa
+
+    kept = optuna.create_study(study_name="kept", storage=sqlite_url)
+    gone = optuna.create_study(study_name="gone", storage=sqlite_url)
+    for study in (kept, gone):
+        study.set_user_attr("a", 1)
+        study._storage.set_study_system_attr(study._study_id, "b", 2)
+        for _ in range(3):
+            trial = study.ask()
+            trial.suggest_float("x", 0, 1)
+            trial.report(0.5, 0)
+            trial.set_user_attr("c", 3)
+            trial.storage.set_trial_system_attr(trial._trial_id, "d", 4)
+            study.tell(trial, 0.5)
+    before = {t.number: t.params for t in kept.trials}
+    study_module.delete_study(study_module.load_study("gone", sqlite_url))
+    engine = sa.create_engine(sqlite_url)
+    with engine.connect() as connection:
+        tables = [n for n in sa.inspect(engine).get_table_names() if n not in ("version_info",
+                  "alembic_version")]  # fmt: skip
+        for table in tables:
+            columns = {c["name"] for c in sa.inspect(engine).get_columns(table)}
+            if "study_id" in columns:
+                ids = {r[0] for r in connection.exec_driver_sql(f"SELECT study_id FROM {table}")}
+                assert gone._study_id not in ids, table
+        orphans = connection.exec_driver_sql(
+            "SELECT count(*) FROM trial_params WHERE trial_id NOT IN (SELECT trial_id FROM trials)"
+        ).scalar_one()
+        assert orphans == 0
+    assert optuna.get_all_study_names(sqlite_url) == ["kept"]
+    again = optuna.load_study(study_name="kept", storage=sqlite_url)
+    assert {t.number: t.params for t in again.trials} == before
+    assert again.user_attrs == {"a": 1} and len(again.trials[0].intermediate_values) == 1
