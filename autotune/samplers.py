@@ -71,7 +71,7 @@ def _infeasible_aware_tpe() -> type:
             # Optuna computes the log of the normal CDF one element at a time in Python, for
             # every candidate against every trial of an integer or stepped parameter: most of a
             # TPE trial's sampling time. SciPy's log_ndtr is the same function, vectorized
-            # (they agree to 1e-12), and samples 2 to 5 times faster (benchmarks/scale.md).
+            # (they agree to 1e-12), and samples 2 to 5 times faster (benchmarks/tpe.md).
             python_loop = _truncnorm._log_ndtr
             _truncnorm._log_ndtr = log_ndtr
             try:
