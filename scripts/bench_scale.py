@@ -47,6 +47,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 CONFIGS = 2000  # distinct configurations drawn from the space, reused round robin
 CHUNK = 5000  # trials per bulk insert
+RUN_TRIALS = 4  # the trials `run` adds: start to the first, and the time outside training of 3
 
 
 def study_name(size: int) -> str:
@@ -188,20 +189,20 @@ def autotune(*args: str) -> list[str]:
 
 
 def time_run(url: str, size: int, folder: Path) -> dict[str, Any]:
-    """Resumes the study for two more trials; start to first trial, and the time outside
-    training of each trial."""
+    """Resumes the study for :data:`RUN_TRIALS` more trials; start to first trial, and the time
+    outside training of each but the last."""
     import optuna
 
     name = study_name(size)
     launched = datetime.now(UTC).replace(tzinfo=None)
     figures = timed(autotune("run", "--study", str(folder / f"{name}.toml"), "--storage", url,
                              "--n-trials",
-                             str(size + 2), "--quiet"))  # fmt: skip
+                             str(size + RUN_TRIALS), "--quiet"))  # fmt: skip
     storage = optuna.storages.RDBStorage(url)
     study_id = storage.get_study_id_from_name(name)
     new = [
         storage.get_trial(storage.get_trial_id_from_study_id_trial_number(study_id, number))
-        for number in (size, size + 1)
+        for number in range(size, size + RUN_TRIALS)
     ]
     first = (new[0].datetime_start - launched).total_seconds()
     outside = [
