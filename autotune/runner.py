@@ -534,7 +534,11 @@ def join(
         Interrupted, AutotuneError: As :func:`work`.
     """
     url = storage_module.resolve_url(storage)
-    spec = study_module.stored_spec(study_module.load_study(name, url))
+    stored = study_module.load_study(name, url)
+    spec = study_module.stored_spec(stored)
+    # Its connection goes before this worker opens its own: 64 workers starting at once would
+    # otherwise hold two each for a while, past a database's default limit of 100.
+    storage_module.close(stored._storage)
     seed = spec.seed + worker_index if worker_index is not None else None
     optuna_study = study_module.open_study(spec, url, sampler_seed=seed)
     prefix = f"[worker {worker_index}] " if worker_index is not None else ""

@@ -31,7 +31,9 @@ _DEFAULT_DRIVERS = {
     "mariadb": "mysql+pymysql",
 }
 # Connections each process keeps to a database server, and how many more it may open for a
-# moment (closed as soon as they are handed back).
+# moment (closed as soon as they are handed back). The overflow cannot be 0: Optuna's
+# RDBStorage holds two connections at once while it checks the tables' version when opened, and
+# a pool of one would wait there for 30 s and fail.
 POOL_SIZE = 1
 POOL_OVERFLOW = 1
 _EXAMPLES = "sqlite:///autotune.db or postgresql+psycopg://user@host:5432/db"
@@ -298,6 +300,16 @@ def url_of(storage: Any) -> str:
         return str(rdb.engine.url.render_as_string(hide_password=False))
     proxy = proxy_of(storage)
     return f"{PROXY_SCHEME}{proxy._host}:{proxy._port}" if proxy is not None else ""
+
+
+def close(storage: Any) -> None:
+    """Closes an opened storage's connections to its database (or its channel to the proxy)."""
+    rdb = rdb_of(storage)
+    if rdb is not None:
+        rdb.engine.dispose()
+    proxy = proxy_of(storage)
+    if proxy is not None:
+        proxy.close()
 
 
 def rdb_of(storage: Any) -> Any:

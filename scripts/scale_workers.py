@@ -42,6 +42,7 @@ import tempfile
 import threading
 import time
 import uuid
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -75,9 +76,13 @@ def worker(
     """One worker process: opens the stored study, says it is ready (makes the file ``ready``),
     waits for the file ``go``, and works until the study's total is reached."""
     from autotune import runner
+    from autotune import storage as storage_module
     from autotune import study as study_module
 
-    spec = study_module.stored_spec(study_module.load_study(name, url))
+    # As `autotune worker` (autotune.runner.join) does.
+    stored = study_module.load_study(name, url)
+    spec = study_module.stored_spec(stored)
+    storage_module.close(stored._storage)
     study = study_module.open_study(spec, url, sampler_seed=seed)
 
     def objective(trial: Any) -> float:
@@ -250,11 +255,18 @@ def _run(
                 sampler.__exit__()
         said = [p.read_text(errors="replace") for p in sorted(folder.glob("*.err"))]
     errors = [line for text in said for line in text.splitlines() if CONNECTION_ERROR.search(line)]
+    # Where each worker that failed on a connection was: its traceback's last frame in autotune.
+    where = Counter(
+        frames[-1] for text in said if CONNECTION_ERROR.search(text)
+        for frames in [re.findall(r'File ".*/autotune/(\w+\.py)", line \d+, in (\w+)', text)]
+        if frames
+    )  # fmt: skip
     return {
         "seconds": seconds,
         "startup_seconds": round(startup, 1),
         "connection_errors": len(errors),
         "first_error": errors[0].strip()[:200] if errors else None,
+        "failed_in": {f"{module}:{function}": n for (module, function), n in where.items()},
         "failed_workers": sum(1 for p in processes if p.returncode != 0),
         "proxy_exit": proxy_exit,
         "baseline_connections": baseline,
@@ -291,7 +303,7 @@ def main(argv: list[str] | None = None) -> None:
     one.add_argument("--go", type=Path, help="a file to wait for before the first trial")
     parser.add_argument("--url", default=POSTGRES)
     parser.add_argument("--workers", type=int, nargs="+", default=[8, 64])
-    parser.add_argument("--trials", type=int, default=1000, help="the study's total per run")
+    parser.add_argument("--trials", type=int, default=640, help="the study's total per run")
     parser.add_argument("--sleep", type=float, default=SLEEP, help="seconds each trial sleeps")
     parser.add_argument("--modes", nargs="+", choices=["direct", "proxy"],
                         default=["direct", "proxy"])  # fmt: skip

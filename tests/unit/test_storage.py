@@ -122,6 +122,16 @@ def test_a_proxy_that_does_not_answer_is_one_line_naming_it_and_the_fix(
     )
 
 
+def test_closing_a_storage_hands_back_its_connections(tmp_path: Path):
+    import optuna
+
+    opened = storage.open_storage(f"sqlite:///{tmp_path / 'c.db'}")
+    optuna.create_study(study_name="s", storage=opened)
+    assert opened.engine.pool.checkedin() >= 1  # kept for the next request
+    storage.close(opened)
+    assert opened.engine.pool.checkedin() == 0
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
