@@ -18,7 +18,7 @@ open the study, and wait at a starting line, so that the time measured is the tr
   ``baseline_connections``, those there before they started.
 
 Each run makes a fresh study and deletes it afterwards. :func:`load_test` is one run, for other
-scripts to call; ``main`` runs 8 and 64 workers both ways, prints a table and writes
+scripts to call; ``main`` runs 8 and 64 workers both ways, prints a table and adds the run to
 ``benchmarks/scale_workers.json``.
 
 Example:
@@ -324,15 +324,19 @@ def main(argv: list[str] | None = None) -> None:
     from autotune.storage import POOL_OVERFLOW, POOL_SIZE
 
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({
+    # Each run is added to the file: on a shared machine one run alone says little.
+    runs = json.loads(args.out.read_text())["runs"] if args.out.is_file() else []
+    runs.append({
         "command": shlex.join(["python", "scripts/scale_workers.py", *sys.argv[1:]]),
+        "date": time.strftime("%Y-%m-%d %H:%M"),
         "machine": f"{platform.machine()}, {os.cpu_count()} cores,"
                    f" Python {platform.python_version()}",
         "settings": {"pool_size": POOL_SIZE, "max_overflow": POOL_OVERFLOW,
                      "proxy_threads": THREADS, "sleep": args.sleep},
         "results": results,
         "table": lines,
-    }, indent=1) + "\n")  # fmt: skip
+    })  # fmt: skip
+    args.out.write_text(json.dumps({"runs": runs}, indent=1) + "\n")
 
 
 if __name__ == "__main__":
