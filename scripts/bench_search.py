@@ -55,7 +55,7 @@ DATASETS = ("circles", "moons", "digits", "breast_cancer")
 # Validation accuracy each method must reach; near each study's best, below its ceiling
 # (moons has noise 0.3, so no model gets far past 0.9).
 TARGETS = {"circles": 0.99, "moons": 0.90, "digits": 0.95, "breast_cancer": 0.97}
-# The issue's claim is checked on these data sets, against these methods.
+# The claim is checked on these data sets, against these methods.
 CLAIM_DATASETS = ("moons", "digits")
 CLAIM_METHODS = ("optuna", "kerastuner")
 # So many trials that only the budget ends a run.
@@ -549,7 +549,7 @@ def claim_lines(
     datasets: list[str],
     methods: list[str],
 ) -> list[str]:
-    """The issue's targets, on the medians and seed by seed: autotune reaches the target
+    """The targets, on the medians and seed by seed: autotune reaches the target
     validation accuracy in at most half the time of each other method, and its test accuracy
     is not below theirs."""
     lines = []
@@ -871,7 +871,7 @@ def report(
             "",
             "![best-so-far validation accuracy against time](search.png)",
             "",
-            "## The issue's targets",
+            "## The targets",
             "",
             "autotune reaches the target validation accuracy in at most half the time of the plain"
             " Optuna script and of KerasTuner's Hyperband on moons and digits, and its held-out test"
