@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 from autotune import files
 from autotune import storage as storage_module
-from autotune.study import all_trials, counts, ranked, trial_count
+from autotune.study import all_trials, counts, ranked, trial_count, trials_by_id
 
 if TYPE_CHECKING:
     import numpy as np
@@ -371,30 +371,8 @@ def sample(study: optuna.Study, table: Columns | None = None) -> optuna.Study:
     with storage_module.quiet_optuna():
         copy = optuna.create_study(study_name=study.study_name, direction=study.direction)
     for first in range(0, len(ids), _CHUNK):
-        copy.add_trials(_whole(study, ids[first : first + _CHUNK].tolist()))
+        copy.add_trials(trials_by_id(study, ids[first : first + _CHUNK].tolist()))
     return copy
-
-
-def _whole(study: optuna.Study, ids: list[int]) -> list[optuna.trial.FrozenTrial]:
-    rdb = storage_module.rdb_of(study._storage)
-    if rdb is None:
-        wanted = set(ids)
-        return [t for t in all_trials(study) if t._trial_id in wanted]
-    from optuna.storages._rdb import models
-    from sqlalchemy import orm
-
-    model = models.TrialModel
-    with orm.Session(rdb.engine) as session:
-        query = (
-            session.query(model)
-            .options(orm.selectinload(model.params), orm.selectinload(model.values),
-                     orm.selectinload(model.user_attributes),
-                     orm.selectinload(model.system_attributes),
-                     orm.selectinload(model.intermediate_values))
-            .filter(model.trial_id.in_(ids))
-            .order_by(model.trial_id)
-        )  # fmt: skip
-        return [rdb._build_frozen_trial_from_trial_model(t) for t in query]
 
 
 def _large_sections(study: optuna.Study, metric: str) -> Iterator[Section]:

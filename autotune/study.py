@@ -516,7 +516,6 @@ def pages(study: optuna.Study, size: int = 1000) -> Iterator[list[optuna.trial.F
         return
     import sqlalchemy as sa
     from optuna.storages._rdb import models
-    from sqlalchemy import orm
 
     model = models.TrialModel
     with rdb.engine.connect() as connection:
@@ -525,19 +524,31 @@ def pages(study: optuna.Study, size: int = 1000) -> Iterator[list[optuna.trial.F
             .order_by(model.trial_id)
         ).scalars().all()  # fmt: skip
     for first in range(0, len(ids), size):
-        chunk = ids[first : first + size]
-        with orm.Session(rdb.engine) as session:
-            query = (
-                session.query(model)
-                .options(orm.selectinload(model.params), orm.selectinload(model.values),
-                         orm.selectinload(model.user_attributes),
-                         orm.selectinload(model.system_attributes),
-                         orm.selectinload(model.intermediate_values))
-                .filter(model.study_id == study._study_id, model.trial_id >= chunk[0],
-                        model.trial_id <= chunk[-1])
-                .order_by(model.trial_id)
-            )  # fmt: skip
-            yield [rdb._build_frozen_trial_from_trial_model(t) for t in query]
+        yield trials_by_id(study, ids[first : first + size])
+
+
+def trials_by_id(study: optuna.Study, ids: list[int]) -> list[optuna.trial.FrozenTrial]:
+    """The study's trials of these ids, whole, by id: on a database one read of them alone
+    (with their params, values, attributes and curves), never of the rest of the study."""
+    rdb = storage_module.rdb_of(study._storage)
+    if rdb is None:
+        wanted = set(ids)
+        return [t for t in all_trials(study) if t._trial_id in wanted]
+    from optuna.storages._rdb import models
+    from sqlalchemy import orm
+
+    model = models.TrialModel
+    with orm.Session(rdb.engine) as session:
+        query = (
+            session.query(model)
+            .options(orm.selectinload(model.params), orm.selectinload(model.values),
+                     orm.selectinload(model.user_attributes),
+                     orm.selectinload(model.system_attributes),
+                     orm.selectinload(model.intermediate_values))
+            .filter(model.trial_id.in_(ids))
+            .order_by(model.trial_id)
+        )  # fmt: skip
+        return [rdb._build_frozen_trial_from_trial_model(t) for t in query]
 
 
 def best_trial(study: optuna.Study) -> optuna.trial.FrozenTrial | None:
