@@ -75,6 +75,28 @@ storage_option = click.option(
 )
 
 
+def listen_options(port: int, opened: str) -> Callable[[Any], Any]:
+    """``--host`` (127.0.0.1) and ``--port`` (``port``) of a server; ``opened`` names what
+    0.0.0.0 opens to the network."""
+
+    def add(command: Any) -> Any:
+        command = click.option(
+            "--port",
+            type=click.IntRange(min=0, max=65535),
+            default=port,
+            show_default=True,
+            help="The port to listen on; 0 picks a free one.",
+        )(command)
+        return click.option(
+            "--host",
+            default="127.0.0.1",
+            show_default=True,
+            help=f"The address to listen on; 0.0.0.0 opens {opened} to the network.",
+        )(command)
+
+    return add
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="autotune")
 @click.option(
@@ -393,19 +415,7 @@ def env(storage: str | None) -> None:
 
 @cli.command()
 @storage_option
-@click.option(
-    "--host",
-    default="127.0.0.1",
-    show_default=True,
-    help="The address to listen on; 0.0.0.0 opens the dashboard to the network.",
-)
-@click.option(
-    "--port",
-    type=click.IntRange(min=0, max=65535),
-    default=8080,
-    show_default=True,
-    help="The port to listen on; 0 picks a free one.",
-)
+@listen_options(8080, "the dashboard")
 @click.option(
     "--artifacts",
     metavar="DIR",
@@ -444,19 +454,7 @@ def dashboard(storage: str | None, host: str, port: int, artifacts: str | None) 
 
 @cli.command("storage-proxy")
 @storage_option
-@click.option(
-    "--host",
-    default="127.0.0.1",
-    show_default=True,
-    help="The address to listen on; 0.0.0.0 opens it, without a password, to the network.",
-)
-@click.option(
-    "--port",
-    type=click.IntRange(min=0, max=65535),
-    default=13000,
-    show_default=True,
-    help="The port to listen on; 0 picks a free one.",
-)
+@listen_options(13000, "it, without a password,")
 @_errors
 def storage_proxy(storage: str | None, host: str, port: int) -> None:
     """Serve the storage to many workers over a few database connections, until Ctrl-C.
