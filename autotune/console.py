@@ -176,7 +176,8 @@ def show(study: optuna.Study, url: str, *, every: bool = False) -> Iterator[str]
     header = (
         f"{'#':>4}  {'state':<8}  {'value':>7}  {'epochs':>6}  {'stopped':<13}  {'sec':>6}  params"
     )
-    best = best_trial(study)
+    top = ranked(study, SHOW_BEST)
+    best = top[0] if top else None
     if every or tally.total <= SHOW_ALL_UP_TO:
         yield header
         for page in pages(study):
@@ -184,7 +185,7 @@ def show(study: optuna.Study, url: str, *, every: bool = False) -> Iterator[str]
     else:
         yield f"Best {SHOW_BEST}:"
         yield header
-        yield from map(_show_row, ranked(study, SHOW_BEST))
+        yield from map(_show_row, top)
         yield f"Latest {SHOW_LATEST}:"
         yield header
         last = latest(study, SHOW_LATEST)

@@ -154,16 +154,16 @@ class _Kept:
             self.best.sort(key=functools.partial(_rank, self.maximize))
             del self.best[self.best_size :]
         while len(self.recent) > self.recent_size:
-            _, old = heapq.heappop(self.recent)
-            if all(t._trial_id != old for t in self.best):
-                self.by_id.pop(old, None)
-        kept = {i for _, i in self.recent} | {t._trial_id for t in self.best}
-        if len(self.by_id) > len(kept):
+            heapq.heappop(self.recent)
+        kept = self._kept_ids()
+        if len(self.by_id) > len(kept):  # let go of what left both the recent and the best
             self.by_id = {i: t for i, t in self.by_id.items() if i in kept}
 
+    def _kept_ids(self) -> set[int]:
+        return {i for _, i in self.recent} | {t._trial_id for t in self.best}
+
     def trials(self) -> list[FrozenTrial]:
-        kept = {i for _, i in self.recent} | {t._trial_id for t in self.best}
-        chosen = [self.by_id[i] for i in kept] + list(self.unfinished.values())
+        chosen = [self.by_id[i] for i in self._kept_ids()] + list(self.unfinished.values())
         return sorted(chosen, key=lambda t: t.number)
 
 
