@@ -1,9 +1,9 @@
 """Data sets and their fixed, seeded train / validation / test splits.
 
 A study's ``[data]`` table names a source: a bundled data set (circles, moons, digits,
-breast_cancer), the user's ``csv`` or ``npz`` file, or the user's function that returns
-``(X, y)`` (``"package.module:function"`` or ``"path/to/file.py:function"``). Paths are relative
-to the study file's folder.
+breast_cancer, noisy_features; friedman for regression), the user's ``csv`` or ``npz`` file,
+or the user's function that returns ``(X, y)`` (``"package.module:function"`` or
+``"path/to/file.py:function"``). Paths are relative to the study file's folder.
 
 The test split is held out from the search: trials train on ``train`` and are scored on
 ``validation``; only the final evaluation of the best configuration reads ``test``. Numeric

@@ -28,6 +28,8 @@ BUILTIN: dict[str, str] = {
     "moons": CLASSIFICATION,
     "digits": CLASSIFICATION,
     "breast_cancer": CLASSIFICATION,
+    "friedman": REGRESSION,
+    "noisy_features": CLASSIFICATION,
 }
 # The user's own files, and folders of images; a source with a colon is the user's function.
 FILE_SOURCES = ("csv", "npz", "images")

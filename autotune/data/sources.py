@@ -41,12 +41,39 @@ def _breast_cancer(seed: int) -> tuple[np.ndarray, np.ndarray]:
     return load_breast_cancer(return_X_y=True)
 
 
+def _friedman(seed: int) -> tuple[np.ndarray, np.ndarray]:
+    from sklearn.datasets import make_friedman1
+
+    # y depends on the first 5 features only, nonlinearly, plus N(0, 1) noise: the other 5 are
+    # distractors, and no model's mean absolute error can go below about 0.8.
+    return make_friedman1(n_samples=2000, n_features=10, noise=1.0, random_state=seed)
+
+
+def _noisy_features(seed: int) -> tuple[np.ndarray, np.ndarray]:
+    from sklearn.datasets import make_classification
+
+    # 3 classes in 6 informative and 4 redundant features among 40, with 10% of the labels
+    # drawn at random: a model must find the signal and not fit the noise.
+    return make_classification(
+        n_samples=3000,
+        n_features=40,
+        n_informative=6,
+        n_redundant=4,
+        n_classes=3,
+        flip_y=0.1,
+        class_sep=0.8,
+        random_state=seed,
+    )
+
+
 # name -> loader(seed) -> (X, y)
 LOADERS: dict[str, Callable[[int], tuple[np.ndarray, np.ndarray]]] = {
     "circles": _circles,
     "moons": _moons,
     "digits": _digits,
     "breast_cancer": _breast_cancer,
+    "friedman": _friedman,
+    "noisy_features": _noisy_features,
 }
 
 

@@ -9,6 +9,7 @@ from sklearn.preprocessing import StandardScaler
 
 from autotune import data
 from autotune.data.preprocess import split
+from autotune.data.sources import LOADERS
 from autotune.errors import DataError, StudySpecError
 
 HEADER = ["size", "rooms", "district", "label", "price"]
@@ -404,6 +405,33 @@ def test_digits_as_images():
         data.load(data.validate({"source": "digits", "reshape": [8, 8, 2]}, "s"))
 
 
+def test_every_bundled_data_set_has_a_loader_and_a_task():
+    assert set(LOADERS) == set(data.BUILTIN)
+
+
+@pytest.mark.parametrize(
+    "source, task, n_features, n_outputs",
+    [("friedman", "regression", 10, 1), ("noisy_features", "classification", 40, 3)],
+)
+def test_the_generated_data_sets_are_seeded(source, task, n_features, n_outputs):
+    ds = data.load(data.validate({"source": source}, "s"))
+    assert ds.task == task and ds.n_outputs == n_outputs and ds.input_shape == (n_features,)
+    assert sum(ds.sizes().values()) == len(LOADERS[source](0)[1])
+    x, y = LOADERS[source](0)
+    again, other = LOADERS[source](0), LOADERS[source](1)
+    assert np.array_equal(x, again[0]) and np.array_equal(y, again[1])
+    assert not np.array_equal(x, other[0])
+    reseeded = data.load(data.validate({"source": source, "seed": 1}, "s"))
+    assert not np.array_equal(ds.x_train, reseeded.x_train)
+
+
+def test_friedman_targets_are_numbers_kept_in_their_units():
+    ds = data.load(data.validate({"source": "friedman"}, "s"))
+    assert ds.y_train.dtype == np.float32 and ds.classes == ()
+    # make_friedman1's targets lie around 14 with a spread of about 5, not standardized
+    assert 10 < ds.y_train.mean() < 18 and 3 < ds.y_train.std() < 7
+
+
 def test_the_builtin_tables_store_what_they_stored_before():
     # Stored studies are recognized by their [data] table: it must not gain keys.
     assert data.validate({"source": "circles"}, "s") == {
@@ -461,7 +489,7 @@ def test_the_builtin_tables_store_what_they_stored_before():
         ),
         (
             {"source": "sql"},
-            r"unknown data source 'sql'; allowed: breast_cancer, circles, csv, digits, images, moons, npz, or your own function as 'module:function'",
+            r"unknown data source 'sql'; allowed: breast_cancer, circles, csv, digits, friedman, images, moons, noisy_features, npz, or your own function as 'module:function'",
         ),
     ],
 )
