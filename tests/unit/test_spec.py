@@ -1,3 +1,4 @@
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -12,7 +13,10 @@ from conftest import FIXTURES, tiny_raw
 def test_shipped_studies_load(name):
     spec = spec_module.resolve(name)
     assert spec.name == name
-    assert spec.direction == "maximize" and spec.metric == "val_accuracy"
+    if spec.task == "regression":
+        assert spec.direction == "minimize" and spec.metric == "val_mae"
+    else:
+        assert spec.direction == "maximize" and spec.metric == "val_accuracy"
     assert set(spec.space) >= {
         "learning_rate",
         "batch_size",
@@ -23,6 +27,13 @@ def test_shipped_studies_load(name):
         "units",
         "n_layers",
     }
+
+
+def test_the_shipped_regression_study_needs_no_task_line():
+    raw = tomllib.loads(spec_module.find("friedman").read_text())
+    assert "task" not in raw["data"]
+    spec = spec_module.resolve("friedman")
+    assert spec.task == "regression" and spec.direction == "minimize"
 
 
 def test_default_space_covers_every_optimizer_and_decay_policy():
@@ -111,7 +122,7 @@ def test_find_looks_at_a_path_then_local_studies_then_shipped(workdir: Path):
 def test_unknown_study_lists_the_places_and_the_shipped_names(workdir: Path):
     with pytest.raises(
         StudySpecError,
-        match=r"No study named 'circels': looked for ./studies/circels.toml and the shipped studies \(breast_cancer, circles, digits, digits_cnn, moons\)",
+        match=r"No study named 'circels': looked for ./studies/circels.toml and the shipped studies \(breast_cancer, circles, digits, digits_cnn, friedman, moons, noisy_features\)",
     ):
         spec_module.find("circels")
     with pytest.raises(StudySpecError, match=r"No study file at nowhere/x.toml"):
