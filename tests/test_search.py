@@ -3,6 +3,7 @@
 import gc
 from pathlib import Path
 
+import numpy as np
 import optuna
 import pytest
 
@@ -10,7 +11,7 @@ from autotune import console, runner
 from autotune import study as study_module
 from autotune.data import load
 from autotune.errors import SearchFailedError, StudyMismatchError
-from autotune.spec import from_dict
+from autotune.spec import StudySpec, from_dict, resolve
 
 from conftest import nothing_stored, tiny_raw
 
@@ -228,24 +229,31 @@ def test_a_regression_study_minimizes_val_mae_with_pruning(workdir: Path, sqlite
     assert f"Best val_mae: {study.best_value:.4f} (trial {study.best_trial.number}," in text
 
 
-def test_the_cnn_searches_digits_as_images(sqlite_url: str):
-    from autotune.spec import resolve
+def one_trial_of(name: str, max_epochs: int, **space: object) -> StudySpec:
+    """A shipped study cut down to one short trial of Adam at 0.01 on batches of 32, with
+    ``space`` fixing the model's parameters."""
+    spec = resolve(name).with_overrides(n_trials=1, max_epochs=max_epochs)
+    fixed = {"batch_size": 32, "learning_rate": 0.01, "optimizer": "adam", "decay": "none"}
+    return from_dict({**spec.to_dict(), "space": {**fixed, **space}}, source=spec.source)
 
-    spec = resolve("digits_cnn").with_overrides(n_trials=1, max_epochs=1)
-    space = {
-        "filters": 8,
-        "conv_blocks": 2,
-        "units": 16,
-        "n_layers": 1,
-        "batch_size": 32,
-        "learning_rate": 0.01,
-        "optimizer": "adam",
-        "decay": "none",
-    }
-    spec = from_dict({**spec.to_dict(), "space": space}, source=spec.source)
+
+def test_the_cnn_searches_digits_as_images(sqlite_url: str):
+    spec = one_trial_of("digits_cnn", 1, filters=8, conv_blocks=2, units=16, n_layers=1)
     study = runner.run(spec, storage=sqlite_url, echo=None)
     (trial,) = study.get_trials(states=COUNTED)
     assert trial.value > 0.3  # far above chance (0.1) after one epoch
+
+
+def test_the_shipped_friedman_study_is_a_regression_on_val_mae(sqlite_url: str):
+    spec = one_trial_of("friedman", 3, units=32, n_layers=1, dropout=0.0, batchnorm=False)
+    study = runner.run(spec, storage=sqlite_url, echo=None)
+    assert study.direction == optuna.study.StudyDirection.MINIMIZE
+    assert study.metric_names == ["val_mae"]
+    (trial,) = study.get_trials(states=COUNTED)
+    assert trial.value == min(trial.intermediate_values.values())
+    dataset = load(spec.data, spec.folder)
+    mean_guess = float(np.abs(dataset.y_val - dataset.y_train.mean()).mean())
+    assert trial.value < 0.7 * mean_guess  # learned far more than the targets' mean
 
 
 def test_a_bad_builder_stops_the_study_before_any_trial(workdir: Path, sqlite_url: str):
