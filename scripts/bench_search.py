@@ -1,37 +1,48 @@
-"""Search quality: how fast autotune finds a good model against plain Optuna, random search and
-KerasTuner's Hyperband, on the same data, space, epochs and wall-clock budget.
+"""Search quality: how fast autotune finds a good model against the peers a skilled user would
+pick, on the same data, space, epochs and wall-clock budget.
 
-Four methods search each shipped MLP study (its ``[data]`` split, its space, its ``max_epochs``)
-for the same number of seconds:
+The methods search one shipped study (its ``[data]`` split, its family's space, its
+``max_epochs``, its metric and direction) for the same number of seconds, one trial at a time:
 
-- ``autotune``: ``autotune.run`` with the study's own settings (TPE, Hyperband pruning, early
-  stopping), on a fresh SQLite storage.
-- ``optuna``: the textbook Optuna script: ``TPESampler(seed)``, no pruning, every trial
-  ``model.fit`` on the NumPy arrays for ``max_epochs`` epochs, scored by its final epoch's
-  validation accuracy, ``study.optimize(timeout=budget)``. It builds the model with the same
-  family builder and optimizer factory as autotune, so only the search procedure differs.
-- ``random``: the same script with ``RandomSampler(seed)``.
-- ``kerastuner``: ``keras_tuner.Hyperband(max_epochs, factor=3)`` on a KerasTuner translation
-  of the same space (conditional parameters through ``parent_name``/``parent_values``), with
-  the objective ``val_accuracy``.
+- ``autotune``: ``autotune.run`` with the study's own settings (TPE with its space-filling
+  start, Hyperband pruning, early stopping), on a fresh SQLite storage.
+- ``autotune-before``: the same with the sampler and pruner options autotune had before its
+  space-filling start and budget-sized brackets (an ablation: what the new defaults earn).
+- ``optuna-skilled``: Optuna done well by hand, as its documentation teaches: ``TPESampler``,
+  ``HyperbandPruner`` fed each epoch by optuna-integration's ``KerasPruningCallback``, Keras
+  ``EarlyStopping`` with the study's patience restoring the best weights, ``model.fit`` on the
+  NumPy arrays, ``study.optimize(timeout=budget)``.
+- ``optuna``: the textbook script: TPE, no pruning, every trial trained for ``max_epochs`` and
+  scored by its last epoch. ``random``: the same with ``RandomSampler``.
+- ``kerastuner``: ``keras_tuner.Hyperband(max_epochs, factor=3)``; ``kerastuner-bo``:
+  ``keras_tuner.BayesianOptimization`` with its default initial points. Both on a KerasTuner
+  translation of the same space, with ``EarlyStopping`` (the study's patience) passed to
+  ``search`` as KerasTuner's documentation shows.
+- ``ray``: Ray Tune's ``ASHAScheduler`` with its ``OptunaSearch`` (``scripts/search_ray.py``),
+  where Ray installs.
 
-Every run happens in a fresh process; the methods of one (data set, seed) run back to back, in
-an order rotated per seed. A run records each finished trial's wall time and validation value,
-so the best-so-far curve, the best value at the budget, the time to a target validation
-accuracy, the trials and the epochs follow; the best configuration found within the budget is
-then scored once on the held-out test split. Writes ``search.md``, ``search.png`` and the raw
-runs as ``search.json`` into ``--out-dir``.
+Every run is a fresh process that imports TensorFlow and loads the data before its clock
+starts; the methods of one (study, seed) run back to back, in an order rotated per seed. A run
+records each finished trial's wall time and validation value: the anytime curve (best-so-far
+validation value against wall time), the best value at the budget, the time to a target and
+the area under the normalized regret curve follow. The configuration that was best at 1/8,
+1/4, 1/2 and all of the budget is then scored once on the held-out test split (retrained as
+each method retrains, outside the clock), which gives the test score of the best-so-far
+configuration against time. Writes ``NAME.md``, ``NAME.json`` (every run, raw) and one
+``NAME-STUDY.png`` per study into ``--out-dir``.
 
 Example:
 
-    python scripts/bench_search.py --budget 50 --seeds 3
-    python scripts/bench_search.py --budget 10 --seeds 1 --datasets circles
+    python scripts/bench_search.py                      # the full run (hours)
+    python scripts/bench_search.py --quick              # under 10 minutes, same tables
+    python scripts/bench_search.py --budget 20 --seeds 1 --studies moons --methods autotune,optuna-skilled
     python scripts/bench_search.py --report-only benchmarks/search.json
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import itertools
 import json
 import math
@@ -51,48 +62,130 @@ from typing import Any
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-DATASETS = ("circles", "moons", "digits", "breast_cancer")
-# Validation accuracy each method must reach; near each study's best, below its ceiling
-# (moons has noise 0.3, so no model gets far past 0.9).
-TARGETS = {"circles": 0.99, "moons": 0.90, "digits": 0.95, "breast_cancer": 0.97}
-# The claim is checked on these data sets, against these methods.
-CLAIM_DATASETS = ("moons", "digits")
-CLAIM_METHODS = ("optuna", "kerastuner")
+STUDIES = ("circles", "moons", "digits", "breast_cancer", "digits_cnn", "hard", "friedman")
+# Validation value each method must reach: near each study's best, below its ceiling. For a
+# metric to minimize (friedman's val_mae), reaching means at or below.
+TARGETS = {
+    "circles": 0.99,
+    "moons": 0.90,
+    "digits": 0.95,
+    "breast_cancer": 0.97,
+    "digits_cnn": 0.97,
+    "hard": 0.80,
+    "friedman": 1.20,
+}
+# The studies where a budget outlasts the random start-up, and the full run's settings.
+FULL = {"studies": ("moons", "hard", "friedman", "digits_cnn"), "seeds": 5, "budget": 120.0}
+QUICK = {"studies": ("hard", "friedman"), "seeds": 2, "budget": 25.0}
+# The fractions of the budget at which the best configuration so far is scored on test.
+CHECKS = (0.125, 0.25, 0.5, 1.0)
 # So many trials that only the budget ends a run.
 UNLIMITED = 10**6
+# Methods that are autotune itself: the claim compares autotune against every other method.
+OWN = ("autotune", "autotune-before")
+# What autotune's tpe sampler and hyperband pruner did before their space-filling start and
+# sized start-up and brackets; the ablation runs with these.
+BEFORE = {
+    "sampler_options": {"startup": "random", "n_startup_trials": 10},
+    "pruner_options": {"min_resource": 1, "reduction_factor": 3},
+}
 
 
 # --- shared by the methods (in the child process) -------------------------------------------
 
 
-def compiled_model(params: dict[str, Any], dataset: Any, max_epochs: int) -> tuple[Any, int]:
-    """The MLP for ``params``, compiled as a user compiles it; returns it and its batch size.
+@dataclasses.dataclass(frozen=True)
+class Goal:
+    """The study's metric as Keras logs it, and which way is better."""
 
-    The same family builder and optimizer factory (with decay) as autotune's trials.
+    metric: str  # val_accuracy, val_mae, val_loss
+    direction: str  # maximize or minimize
+
+    @property
+    def key(self) -> str:
+        """The metric's name in ``model.evaluate``'s results."""
+        return self.metric.removeprefix("val_")
+
+    @property
+    def mode(self) -> str:
+        return "max" if self.direction == "maximize" else "min"
+
+    def better(self, a: float, b: float) -> bool:
+        return a > b if self.direction == "maximize" else a < b
+
+    def best(self, values: list[float]) -> float:
+        return max(values) if self.direction == "maximize" else min(values)
+
+    def best_index(self, values: list[float]) -> int:
+        return values.index(self.best(values))
+
+
+def goal_of(spec: Any) -> Goal:
+    return Goal(spec.metric, spec.direction)
+
+
+def compiled_model(
+    params: dict[str, Any], dataset: Any, max_epochs: int, family: str = "mlp"
+) -> tuple[Any, int]:
+    """The model for ``params``, compiled as a user compiles it; returns it and its batch size.
+
+    The same family builder, optimizer factory (with decay), loss and metrics as autotune's
+    trials.
     """
     from autotune.models import FAMILIES
     from autotune.optimizers import make_optimizer
-    from autotune.trial import batch_size_for
+    from autotune.trial import _LOSSES, batch_size_for
 
     n_train = len(dataset.x_train)
     batch_size = batch_size_for(params, n_train)
-    model = FAMILIES["mlp"].build(params, dataset.input_shape, dataset.n_outputs)
+    model = FAMILIES[family].build(params, dataset.input_shape, dataset.n_outputs)
+    loss, metrics = _LOSSES[dataset.task]
     model.compile(
         optimizer=make_optimizer(params, math.ceil(n_train / batch_size), max_epochs),
-        loss="sparse_categorical_crossentropy",
-        metrics=["accuracy"],
+        loss=loss,
+        metrics=metrics,
     )
     return model, batch_size
 
 
-def scores(model: Any, dataset: Any) -> dict[str, float]:
-    """Accuracy on the validation and the test split."""
+def fit_model(
+    params: dict[str, Any],
+    spec: Any,
+    dataset: Any,
+    seed: int,
+    number: int,
+    epochs: int,
+    callbacks: list[Any],
+) -> tuple[Any, Any]:
+    """A user's fit of one trial: Keras' state cleared, the weights seeded by the run's seed and
+    the trial number, ``model.fit`` on the NumPy arrays; returns the model and its history."""
+    import keras
+
+    from autotune.trial import trial_seed
+
+    keras.backend.clear_session()
+    keras.utils.set_random_seed(trial_seed(seed, number))
+    model, batch_size = compiled_model(params, dataset, spec.max_epochs, spec.model)
+    history = model.fit(
+        dataset.x_train,
+        dataset.y_train,
+        validation_data=(dataset.x_val, dataset.y_val),
+        epochs=epochs,
+        batch_size=batch_size,
+        verbose=0,
+        callbacks=callbacks,
+    )
+    return model, history
+
+
+def scores(model: Any, dataset: Any, key: str = "accuracy") -> dict[str, float]:
+    """The metric ``key`` on the validation and the test split."""
     out = {}
     for split, x, y in (
         ("val", dataset.x_val, dataset.y_val),
         ("test", dataset.x_test, dataset.y_test),
     ):
-        out[split] = float(model.evaluate(x, y, verbose=0, return_dict=True)["accuracy"])
+        out[split] = float(model.evaluate(x, y, verbose=0, return_dict=True)[key])
     return out
 
 
@@ -124,6 +217,15 @@ def budget_callback(deadline: float) -> Any:
     return _Budget()
 
 
+def early_stopping(spec: Any, goal: Goal) -> Any:
+    """Keras' EarlyStopping with the study's patience, back to the best epoch's weights."""
+    import keras
+
+    return keras.callbacks.EarlyStopping(
+        monitor=goal.metric, mode=goal.mode, patience=spec.patience, restore_best_weights=True
+    )
+
+
 def optuna_trials(study: Any, t0: datetime) -> list[dict[str, Any]]:
     """Every finished trial of an Optuna study, with its finish time in seconds after ``t0``."""
     out = []
@@ -141,6 +243,7 @@ def optuna_trials(study: Any, t0: datetime) -> list[dict[str, Any]]:
                 "value": value,
                 # The best epoch's value: autotune's and KerasTuner's own score of a trial.
                 "best_epoch_value": attrs.get("best_epoch_value", value),
+                "best_epoch": attrs.get("best_epoch"),
                 "epochs": int(attrs.get("epochs", 0)),
                 "params": t.params,
             }
@@ -148,18 +251,23 @@ def optuna_trials(study: Any, t0: datetime) -> list[dict[str, Any]]:
     return out
 
 
-def best_within(trials: list[dict[str, Any]], budget: float) -> dict[str, Any] | None:
-    """The best complete trial finished within the budget; the first one on ties."""
-    complete = [t for t in trials if t["state"] == "complete" and t["t"] <= budget]
-    return max(complete, key=lambda t: t["value"]) if complete else None
+# A method returns its finished trials, its search's wall time, and a scorer: the test (and
+# retrained validation) score of one of its trials, computed after the search, off the clock.
+Scorer = Callable[[dict[str, Any]], dict[str, float]]
 
 
 def run_autotune(
     name: str, spec: Any, dataset: Any, seed: int, budget: float, folder: Path
-) -> dict[str, Any]:
+) -> tuple[list[dict[str, Any]], float, Scorer]:
     import autotune
     from autotune import best as best_module
 
+    if name == "autotune-before":
+        spec = dataclasses.replace(
+            spec,
+            sampler_options={**spec.sampler_options, **BEFORE["sampler_options"]},
+            pruner_options={**spec.pruner_options, **BEFORE["pruner_options"]},
+        )
     t0 = datetime.now()
     study = autotune.run(
         spec,
@@ -170,74 +278,83 @@ def run_autotune(
         echo=None,
     )
     wall = (datetime.now() - t0).total_seconds()
-    trials = optuna_trials(study, t0)
-    best = best_within(trials, budget)
-    result: dict[str, Any] = {"trials": trials, "wall": wall, "best": None}
-    if best is not None:
-        # autotune's own retrain: the best trial's params, seed and schedule, for its best epoch.
-        model = best_module.retrain(study, study.trials[best["id"]])
-        result["best"] = {
-            **best,
+    key = goal_of(spec).key
+
+    def scorer(trial: dict[str, Any]) -> dict[str, float]:
+        # autotune's own retrain: the trial's params, seed and schedule, for its best epoch.
+        model = best_module.retrain(study, study.trials[trial["id"]])
+        return {
             "trained_epochs": model.epochs,
-            "retrain_val": model.validation["accuracy"],
-            "test": model.test["accuracy"],
+            "retrain_val": model.validation[key],
+            "test": model.test[key],
         }
-    return result
+
+    return optuna_trials(study, t0), wall, scorer
 
 
-def run_plain(
+def run_optuna(
     name: str, spec: Any, dataset: Any, seed: int, budget: float, folder: Path
-) -> dict[str, Any]:
-    import keras
+) -> tuple[list[dict[str, Any]], float, Scorer]:
+    """``optuna``, ``random`` (the textbook script) and ``optuna-skilled``."""
     import optuna
 
     from autotune.space import sample
-    from autotune.trial import trial_seed
 
-    space = spec.space
-    sampler = {"optuna": optuna.samplers.TPESampler, "random": optuna.samplers.RandomSampler}[name]
+    goal = goal_of(spec)
+    skilled = name == "optuna-skilled"
     max_epochs = spec.max_epochs
 
-    def fit(params: dict[str, Any], number: int, callbacks: list[Any]) -> tuple[Any, Any]:
-        keras.backend.clear_session()
-        keras.utils.set_random_seed(trial_seed(seed, number))
-        model, batch_size = compiled_model(params, dataset, max_epochs)
-        history = model.fit(
-            dataset.x_train,
-            dataset.y_train,
-            validation_data=(dataset.x_val, dataset.y_val),
-            epochs=max_epochs,
-            batch_size=batch_size,
-            verbose=0,
-            callbacks=callbacks,
-        )
-        return model, history.history["val_accuracy"]
-
     def objective(trial: Any) -> float:
-        params = sample(space, trial)
+        params = sample(spec.space, trial)
         budget_stop = budget_callback(deadline)
-        _, values = fit(params, trial.number, [budget_stop])
-        trial.set_user_attr("epochs", len(values))
-        trial.set_user_attr("best_epoch_value", max(values))
+        callbacks = [budget_stop]
+        if skilled:
+            from optuna_integration import KerasPruningCallback
+
+            callbacks = [
+                KerasPruningCallback(trial, goal.metric),
+                early_stopping(spec, goal),
+                *callbacks,
+            ]
+        before = _EPOCHS[0]
+        try:
+            _, history = fit_model(params, spec, dataset, seed, trial.number, max_epochs, callbacks)
+        finally:
+            trial.set_user_attr("epochs", _EPOCHS[0] - before)
+        values = history.history[goal.metric]
+        best = goal.best_index(values)
+        trial.set_user_attr("best_epoch_value", values[best])
+        trial.set_user_attr("best_epoch", best + 1)
         if budget_stop.cut:
             trial.set_user_attr("cut", True)
             raise optuna.TrialPruned("the budget is spent")
-        return values[-1]  # the textbook value: the last epoch's
+        # Early stopping restored the best epoch's weights; the textbook script keeps the last.
+        return values[best] if skilled else values[-1]
 
     optuna.logging.set_verbosity(optuna.logging.ERROR)
+    if name == "random":
+        sampler: Any = optuna.samplers.RandomSampler(seed=seed)
+    else:
+        sampler = optuna.samplers.TPESampler(seed=seed)
+    pruner = (
+        optuna.pruners.HyperbandPruner(min_resource=1, max_resource=max_epochs, reduction_factor=3)
+        if skilled
+        else optuna.pruners.NopPruner()
+    )
     t0 = datetime.now()
     deadline = time.monotonic() + budget
-    study = optuna.create_study(direction="maximize", sampler=sampler(seed=seed))
+    study = optuna.create_study(direction=goal.direction, sampler=sampler, pruner=pruner)
     study.optimize(objective, timeout=budget)
     wall = (datetime.now() - t0).total_seconds()
-    trials = optuna_trials(study, t0)
-    best = best_within(trials, budget)
-    result: dict[str, Any] = {"trials": trials, "wall": wall, "best": None}
-    if best is not None:
-        # The same code path as the trial: same seed, builder, optimizer, fit on the arrays.
-        model, _ = fit(best["params"], best["id"], [])
-        result["best"] = {**best, "trained_epochs": max_epochs, **_renamed(scores(model, dataset))}
-    return result
+
+    def scorer(trial: dict[str, Any]) -> dict[str, float]:
+        # The same code path as the trial, same seed; the skilled script's model is the one at
+        # its best epoch (retrained for that many epochs), the textbook one all epochs.
+        epochs = trial["best_epoch"] if skilled else max_epochs
+        model, _ = fit_model(trial["params"], spec, dataset, seed, trial["id"], epochs, [])
+        return {"trained_epochs": epochs, **_renamed(scores(model, dataset, goal.key))}
+
+    return optuna_trials(study, t0), wall, scorer
 
 
 def _renamed(split_scores: dict[str, float]) -> dict[str, float]:
@@ -281,26 +398,30 @@ def kerastuner_space(space: Any, hp: Any) -> dict[str, Any]:
 
 def run_kerastuner(
     name: str, spec: Any, dataset: Any, seed: int, budget: float, folder: Path
-) -> dict[str, Any]:
+) -> tuple[list[dict[str, Any]], float, Scorer]:
+    """``kerastuner`` (Hyperband) and ``kerastuner-bo`` (BayesianOptimization)."""
     import keras
     import keras_tuner
 
     from autotune.trial import batch_size_for
 
-    space = spec.space
+    goal = goal_of(spec)
     keras.utils.set_random_seed(seed)
     trials: list[dict[str, Any]] = []
 
-    class MLP(keras_tuner.HyperModel):
+    class Model(keras_tuner.HyperModel):
         def build(self, hp: Any) -> Any:
-            return compiled_model(kerastuner_space(space, hp), dataset, spec.max_epochs)[0]
+            params = kerastuner_space(spec.space, hp)
+            return compiled_model(params, dataset, spec.max_epochs, spec.model)[0]
 
         def fit(self, hp: Any, model: Any, *args: Any, **kwargs: Any) -> Any:
             batch_size = batch_size_for({"batch_size": hp.get("batch_size")}, len(dataset.x_train))
             return model.fit(*args, batch_size=batch_size, **kwargs)
 
-    class BudgetedHyperband(keras_tuner.Hyperband):
-        """Hyperband that starts no trial once the budget is spent, and records each trial."""
+    base = keras_tuner.BayesianOptimization if name == "kerastuner-bo" else keras_tuner.Hyperband
+
+    class Budgeted(base):  # type: ignore[misc, valid-type]
+        """The tuner, starting no trial once the budget is spent, recording each trial."""
 
         def on_trial_begin(self, trial: Any) -> None:
             self._epochs_before = _EPOCHS[0]
@@ -312,13 +433,14 @@ def run_kerastuner(
             values = ended.hyperparameters.values
             complete = ended.status == "COMPLETED" and ended.score is not None
             after = time.monotonic() >= deadline
+            score = float(ended.score) if complete else None
             trials.append(
                 {
                     "id": ended.trial_id,
                     "t": (datetime.now() - t0).total_seconds(),
                     "state": ("cut" if after else "complete") if complete else "failed",
-                    "value": float(ended.score) if complete else None,
-                    "best_epoch_value": float(ended.score) if complete else None,
+                    "value": score,
+                    "best_epoch_value": score,
                     "epochs": _EPOCHS[0] - self._epochs_before,
                     "params": {k: v for k, v in values.items() if not k.startswith("tuner/")},
                     "round": values.get("tuner/round", 0),
@@ -330,40 +452,65 @@ def run_kerastuner(
 
     t0 = datetime.now()
     deadline = time.monotonic() + budget
-    tuner = BudgetedHyperband(
-        MLP(),
-        objective="val_accuracy",
-        max_epochs=spec.max_epochs,
-        factor=3,
-        hyperband_iterations=UNLIMITED,
-        seed=seed,
-        directory=str(folder),
-        project_name="kt",
-        overwrite=True,
-    )
+    common = {
+        "objective": keras_tuner.Objective(goal.metric, direction=goal.mode),
+        "seed": seed,
+        "directory": str(folder),
+        "project_name": "kt",
+        "overwrite": True,
+    }
+    if name == "kerastuner-bo":
+        tuner = Budgeted(Model(), max_trials=UNLIMITED, **common)
+    else:
+        tuner = Budgeted(
+            Model(), max_epochs=spec.max_epochs, factor=3, hyperband_iterations=UNLIMITED, **common
+        )
+    epochs = {} if name == "kerastuner" else {"epochs": spec.max_epochs}
     tuner.search(
         dataset.x_train,
         dataset.y_train,
         validation_data=(dataset.x_val, dataset.y_val),
-        callbacks=[budget_callback(deadline)],
+        callbacks=[early_stopping(spec, goal), budget_callback(deadline)],
         verbose=0,
+        **epochs,
     )
     wall = (datetime.now() - t0).total_seconds()
-    best = best_within(trials, budget)
-    result: dict[str, Any] = {"trials": trials, "wall": wall, "best": None}
-    if best is not None:
+
+    def scorer(trial: dict[str, Any]) -> dict[str, float]:
         # KerasTuner's own best model: the trial's weights at its best epoch, as it saved them.
-        model = tuner.load_model(tuner.oracle.get_trial(best["id"]))
-        result["best"] = {**best, **_renamed(scores(model, dataset))}
-    return result
+        model = tuner.load_model(tuner.oracle.get_trial(trial["id"]))
+        return _renamed(scores(model, dataset, goal.key))
+
+    return trials, wall, scorer
 
 
-METHODS: dict[str, Callable[..., dict[str, Any]]] = {
+def run_ray(
+    name: str, spec: Any, dataset: Any, seed: int, budget: float, folder: Path
+) -> tuple[list[dict[str, Any]], float, Scorer]:
+    sys.path.insert(0, str(Path(__file__).parent))
+    from search_ray import run_ray as run
+
+    return run(name, spec, dataset, seed, budget, folder)
+
+
+METHODS: dict[str, Callable[..., tuple[list[dict[str, Any]], float, Scorer]]] = {
     "autotune": run_autotune,
-    "optuna": run_plain,
-    "random": run_plain,
+    "autotune-before": run_autotune,
+    "optuna-skilled": run_optuna,
     "kerastuner": run_kerastuner,
+    "kerastuner-bo": run_kerastuner,
+    "ray": run_ray,
+    "optuna": run_optuna,
+    "random": run_optuna,
 }
+DEFAULT_METHODS = (
+    "autotune",
+    "autotune-before",
+    "optuna-skilled",
+    "kerastuner",
+    "kerastuner-bo",
+    "ray",
+)
 
 
 def split_fingerprint(dataset: Any) -> str:
@@ -383,7 +530,21 @@ def split_fingerprint(dataset: Any) -> str:
     return digest.hexdigest()[:12]
 
 
-def child(method: str, dataset_name: str, seed: int, budget: float, result_path: Path) -> None:
+def incumbents(trials: list[dict[str, Any]], budget: float, goal: Goal) -> dict[float, Any]:
+    """The best complete trial finished within each checked fraction of the budget (the first
+    one on ties), or None before any."""
+    out: dict[float, Any] = {}
+    for fraction in CHECKS:
+        best = None
+        for t in sorted(trials, key=lambda t: t["t"]):
+            if t["state"] == "complete" and t["t"] <= fraction * budget:
+                if best is None or goal.better(t["value"], best["value"]):
+                    best = t
+        out[fraction] = best
+    return out
+
+
+def child(method: str, study: str, seed: int, budget: float, result_path: Path) -> None:
     """One run, in its own process: writes its JSON result to ``result_path``."""
     warnings.filterwarnings("ignore")
     from autotune import data
@@ -394,34 +555,53 @@ def child(method: str, dataset_name: str, seed: int, budget: float, result_path:
     import keras
 
     keras.utils.disable_interactive_logging()
-    spec = resolve(dataset_name)
+    spec = resolve(study)
     dataset = data.load(spec.data)
+    goal = goal_of(spec)
     with tempfile.TemporaryDirectory() as folder:
-        result = METHODS[method](method, spec, dataset, seed, budget, Path(folder))
-    result.update(
-        method=method,
-        dataset=dataset_name,
-        seed=seed,
-        budget=budget,
-        max_epochs=spec.max_epochs,
-        split=split_fingerprint(dataset),
-        sizes=dataset.sizes(),
-        epochs_counted=_EPOCHS[0],
-    )
+        trials, wall, scorer = METHODS[method](method, spec, dataset, seed, budget, Path(folder))
+        scored: dict[Any, dict[str, float]] = {}
+        checks = []
+        for fraction, trial in incumbents(trials, budget, goal).items():
+            if trial is not None and trial["id"] not in scored:
+                scored[trial["id"]] = scorer(trial)
+            checks.append(
+                {"at": fraction, "id": None if trial is None else trial["id"]}
+                | (scored[trial["id"]] if trial is not None else {})
+            )
+    result = {
+        "trials": trials,
+        "wall": wall,
+        "checks": checks,
+        "method": method,
+        "study": study,
+        "seed": seed,
+        "budget": budget,
+        "metric": goal.metric,
+        "direction": goal.direction,
+        "max_epochs": spec.max_epochs,
+        "split": split_fingerprint(dataset),
+        "sizes": dataset.sizes(),
+        "epochs_counted": _EPOCHS[0],
+    }
+    if method == "ray":
+        from search_ray import STARTUP
+
+        result["ray_startup"] = STARTUP[-1]  # Ray's own start-up, off the clock
     result_path.write_text(json.dumps(result))
 
 
 # --- the parent: runs, figures, report ------------------------------------------------------
 
 
-def one_run(method: str, dataset: str, seed: int, budget: float, folder: Path) -> dict[str, Any]:
-    path = folder / f"{dataset}-{seed}-{method}.json"
+def one_run(method: str, study: str, seed: int, budget: float, folder: Path) -> dict[str, Any]:
+    path = folder / f"{study}-{seed}-{method}.json"
     command = [
         sys.executable,
         __file__,
         "--child",
         method,
-        dataset,
+        study,
         str(seed),
         "--budget",
         str(budget),
@@ -429,16 +609,22 @@ def one_run(method: str, dataset: str, seed: int, budget: float, folder: Path) -
         str(path),
     ]
     start = time.perf_counter()
-    # A failed run is recorded as failed; the other runs go on.
-    done = subprocess.run(command, stdout=subprocess.DEVNULL, check=False)
+    # A failed or hung run is recorded as failed; the other runs go on.
+    try:
+        done = subprocess.run(
+            command, stdout=subprocess.DEVNULL, check=False, timeout=3 * budget + 300
+        )
+        code: Any = done.returncode
+    except subprocess.TimeoutExpired:
+        code = "timeout"
     seconds = time.perf_counter() - start
-    if done.returncode != 0 or not path.exists():
+    if code != 0 or not path.exists():
         return {
             "method": method,
-            "dataset": dataset,
+            "study": study,
             "seed": seed,
             "budget": budget,
-            "error": f"exit code {done.returncode}",
+            "error": f"exit code {code}",
             "process_seconds": seconds,
         }
     result = json.loads(path.read_text())
@@ -446,25 +632,87 @@ def one_run(method: str, dataset: str, seed: int, budget: float, folder: Path) -
     return result
 
 
-def derive(run: dict[str, Any]) -> dict[str, Any]:
+def goal_of_run(run: dict[str, Any]) -> Goal:
+    return Goal(run["metric"], run["direction"])
+
+
+def best_so_far(run: dict[str, Any]) -> list[tuple[float, float]]:
+    """(time, best validation value so far) at each finished trial that improved it, within
+    the budget."""
+    goal, points = goal_of_run(run), []
+    for t in sorted(run.get("trials", []), key=lambda t: t["t"]):
+        if t["state"] == "complete" and t["t"] <= run["budget"]:
+            if not points or goal.better(t["value"], points[-1][1]):
+                points.append((t["t"], t["value"]))
+    return points
+
+
+def reaches(value: float | None, target: float, goal: Goal) -> bool:
+    if value is None:
+        return False
+    return value >= target - 1e-9 if goal.direction == "maximize" else value <= target + 1e-9
+
+
+@dataclasses.dataclass(frozen=True)
+class Scale:
+    """A study's regret scale over every run of it: the best value any run found, and the median
+    of every complete trial's value (a typical configuration), as the regret's 0 and 1."""
+
+    best: float
+    typical: float
+
+    def regret(self, value: float | None) -> float:
+        if value is None or self.best == self.typical:
+            return 1.0
+        return min(1.0, max(0.0, (self.best - value) / (self.best - self.typical)))
+
+
+def scales(runs: list[dict[str, Any]]) -> dict[str, Scale]:
+    out = {}
+    for study in {r["study"] for r in runs if "error" not in r}:
+        chosen = [r for r in runs if r["study"] == study and "error" not in r]
+        goal = goal_of_run(chosen[0])
+        values = [
+            t["value"]
+            for r in chosen
+            for t in r["trials"]
+            if t["state"] == "complete" and t["t"] <= r["budget"]
+        ]
+        if values:
+            out[study] = Scale(goal.best(values), statistics.median(values))
+    return out
+
+
+def regret_area(run: dict[str, Any], scale: Scale) -> float:
+    """The mean normalized regret of the best-so-far value over the budget (0: the best value
+    of the study from the first second; 1: never better than a typical configuration)."""
+    budget, area, previous, regret = run["budget"], 0.0, 0.0, 1.0
+    for t, value in best_so_far(run):
+        area += regret * (t - previous)
+        previous, regret = t, scale.regret(value)
+    return (area + regret * (budget - previous)) / budget
+
+
+def derive(run: dict[str, Any], scale: Scale | None = None) -> dict[str, Any]:
     """The figures of one run, counting only what finished within its budget."""
     if "error" in run:
         return {"error": run["error"]}
-    budget, target = run["budget"], TARGETS[run["dataset"]]
+    goal, budget, target = goal_of_run(run), run["budget"], TARGETS[run["study"]]
     within = [t for t in run["trials"] if t["t"] <= budget]
     complete = [t for t in within if t["state"] == "complete"]
 
     def first_reaching(key: str) -> float:
-        hits = [t["t"] for t in complete if t[key] is not None and t[key] >= target - 1e-9]
+        hits = [t["t"] for t in complete if reaches(t[key], target, goal)]
         return min(hits) if hits else math.inf
 
-    best = run["best"]
+    final = run["checks"][-1]
     return {
-        "best_val": max((t["value"] for t in complete), default=None),
-        "test": best["test"] if best else None,
-        "retrain_val": best["retrain_val"] if best else None,
+        "best_val": goal.best([t["value"] for t in complete]) if complete else None,
+        "test": final.get("test"),
+        "retrain_val": final.get("retrain_val"),
         "t_target": first_reaching("value"),
         "t_target_best_epoch": first_reaching("best_epoch_value"),
+        "regret": None if scale is None else regret_area(run, scale),
         "trials": sum(t["state"] in ("complete", "pruned") for t in within),
         "failed": sum(t["state"] == "failed" for t in within),
         "epochs": sum(t["epochs"] for t in within),
@@ -472,19 +720,9 @@ def derive(run: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def curve(run: dict[str, Any]) -> list[tuple[float, float]]:
-    """Best-so-far validation value at each finished trial within the budget."""
-    points, best = [], -math.inf
-    for t in sorted(run.get("trials", []), key=lambda t: t["t"]):
-        if t["state"] == "complete" and t["t"] <= run["budget"] and t["value"] > best:
-            best = t["value"]
-            points.append((t["t"], best))
-    return points
-
-
-def median(values: list[float]) -> float | None:
-    values = [v for v in values if v is not None]
-    return statistics.median(values) if values else None
+def median(values: list[float | None]) -> float | None:
+    present = [v for v in values if v is not None]
+    return statistics.median(present) if present else None
 
 
 def fmt(value: float | None, digits: int = 4) -> str:
@@ -497,41 +735,241 @@ def fmt_time(seconds: float | None) -> str:
     return "not reached" if math.isinf(seconds) else f"{seconds:.1f}"
 
 
-def summary_rows(
-    runs: list[dict[str, Any]], datasets: list[str], methods: list[str]
-) -> tuple[list[str], dict[tuple[str, str], dict[str, Any]]]:
-    lines = [
-        "| data set (target) | method | best val acc at budget | test acc of that config"
-        " | time to target (s) | reached | trials | epochs |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- |",
-    ]
-    medians = {}
-    for dataset in datasets:
-        for method in methods:
-            figures = [derive(r) for r in runs if r["dataset"] == dataset and r["method"] == method]
-            ok = [f for f in figures if "error" not in f]
-            if not ok:
-                continue
-            times = [f["t_target"] for f in ok]
-            m = {
-                "best_val": median([f["best_val"] for f in ok]),
-                "test": median([f["test"] for f in ok]),
-                "t_target": statistics.median(times),
-                "t_target_best_epoch": statistics.median(f["t_target_best_epoch"] for f in ok),
-                "reached": sum(not math.isinf(t) for t in times),
-                "runs": len(ok),
-                "trials": median([f["trials"] for f in ok]),
-                "epochs": median([f["epochs"] for f in ok]),
-            }
-            medians[(dataset, method)] = m
-            errors = len(figures) - len(ok)
-            lines.append(
-                f"| {dataset} ({TARGETS[dataset]}) | {method} | {fmt(m['best_val'])}"
-                f" | {fmt(m['test'])} | {fmt_time(m['t_target'])} | {m['reached']}/{m['runs']}"
-                + (f" ({errors} failed)" if errors else "")
-                + f" | {m['trials']:.0f} | {m['epochs']:.0f} |"
+def target_text(study: str, direction: str) -> str:
+    return f"{'≥' if direction == 'maximize' else '≤'} {TARGETS[study]}"
+
+
+class Results:
+    """Every run of a benchmark and the figures derived from them."""
+
+    def __init__(self, runs: list[dict[str, Any]], meta: dict[str, Any]) -> None:
+        self.runs, self.meta = runs, meta
+        self.studies: list[str] = meta["studies"]
+        self.methods: list[str] = meta["methods"]
+        self.seeds = sorted({r["seed"] for r in runs})
+        self.scales = scales(runs)
+        self.by = {
+            (r["study"], r["method"], r["seed"]): derive(r, self.scales.get(r["study"]))
+            for r in runs
+        }
+        self.goals = {r["study"]: goal_of_run(r) for r in runs if "error" not in r}
+        self.medians = {(s, m): self._median(s, m) for s in self.studies for m in self.methods}
+
+    def chosen(self, study: str, method: str) -> list[dict[str, Any]]:
+        return [
+            r
+            for r in self.runs
+            if r["study"] == study and r["method"] == method and "error" not in r
+        ]
+
+    def _median(self, study: str, method: str) -> dict[str, Any] | None:
+        figures = [self.by[(study, method, s)] for s in self.seeds if (study, method, s) in self.by]
+        ok = [f for f in figures if "error" not in f]
+        if not ok:
+            return None
+        times = [f["t_target"] for f in ok]
+        return {
+            "best_val": median([f["best_val"] for f in ok]),
+            "test": median([f["test"] for f in ok]),
+            "t_target": statistics.median(times),
+            "t_target_best_epoch": statistics.median(f["t_target_best_epoch"] for f in ok),
+            "reached": sum(not math.isinf(t) for t in times),
+            "runs": len(ok),
+            "failed_runs": len(figures) - len(ok),
+            "regret": median([f["regret"] for f in ok]),
+            "trials": median([f["trials"] for f in ok]),
+            "epochs": median([f["epochs"] for f in ok]),
+        }
+
+    def summary_lines(self) -> list[str]:
+        lines = [
+            "| study (target) | method | best val at budget | test of that config"
+            " | time to target (s) | reached | area under regret | trials | epochs |",
+            "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        ]
+        for study in self.studies:
+            goal = self.goals.get(study)
+            for method in self.methods:
+                m = self.medians.get((study, method))
+                if not m or goal is None:
+                    continue
+                lines.append(
+                    f"| {study} ({goal.metric} {target_text(study, goal.direction)}) | {method}"
+                    f" | {fmt(m['best_val'])} | {fmt(m['test'])} | {fmt_time(m['t_target'])}"
+                    f" | {m['reached']}/{m['runs']}"
+                    + (f" ({m['failed_runs']} failed)" if m["failed_runs"] else "")
+                    + f" | {fmt(m['regret'], 3)} | {m['trials']:.0f} | {m['epochs']:.0f} |"
+                )
+        return lines
+
+    def compare(
+        self, study: str, mine: dict[str, Any], theirs: dict[str, Any]
+    ) -> tuple[bool, bool]:
+        """Whether ``mine`` reaches the target in at most half the time of ``theirs`` (as the
+        report rounds times), and whether its test score is not below theirs (as rounded)."""
+        goal = self.goals[study]
+        a, b = _seconds(mine["t_target"]), _seconds(theirs["t_target"])
+        time_ok = not math.isinf(a) and a <= 0.5 * b
+        x, y = _rounded(mine["test"]), _rounded(theirs["test"])
+        test_ok = x is not None and (y is None or x == y or goal.better(x, y))
+        return time_ok, test_ok
+
+    def claim_lines(self) -> list[str]:
+        """The targets, on the medians and seed by seed: autotune reaches the target in at most
+        half the time of every peer, and its test score is not below theirs."""
+        lines = []
+        for study in self.studies:
+            for other in [m for m in self.methods if m not in OWN]:
+                mine, theirs = (
+                    self.medians.get((study, "autotune")),
+                    self.medians.get((study, other)),
+                )
+                if not mine or not theirs:
+                    continue
+                time_ok, test_ok = self.compare(study, mine, theirs)
+                pairs = [
+                    (self.by.get((study, "autotune", s)), self.by.get((study, other, s)))
+                    for s in self.seeds
+                ]
+                pairs = [
+                    (a, o) for a, o in pairs if a and o and "error" not in a and "error" not in o
+                ]
+                verdicts = [self.compare(study, a, o) for a, o in pairs]
+                lines.append(
+                    f"| {study} | {other} | {fmt_time(mine['t_target'])} vs"
+                    f" {fmt_time(theirs['t_target'])} | {'met' if time_ok else 'NOT met'}"
+                    f" | {sum(v[0] for v in verdicts)}/{len(pairs)}"
+                    f" | {fmt(mine['test'])} vs {fmt(theirs['test'])}"
+                    f" | {'met' if test_ok else 'NOT met'} | {sum(v[1] for v in verdicts)}/{len(pairs)} |"
+                )
+        if not lines:
+            return []
+        return [
+            "| study | peer | time to target, autotune vs peer (s) | ≤ 0.5x | seeds ≤ 0.5x"
+            " | test, autotune vs peer | not below | seeds not below |",
+            "| --- | --- | --- | --- | --- | --- | --- | --- |",
+            *lines,
+        ]
+
+    def ablation_lines(self) -> list[str]:
+        lines = []
+        for study in self.studies:
+            new, old = (
+                self.medians.get((study, "autotune")),
+                self.medians.get((study, "autotune-before")),
             )
-    return lines, medians
+            if not new or not old:
+                continue
+            lines.append(
+                f"| {study} | {fmt_time(new['t_target'])} vs {fmt_time(old['t_target'])}"
+                f" | {fmt(new['regret'], 3)} vs {fmt(old['regret'], 3)}"
+                f" | {fmt(new['best_val'])} vs {fmt(old['best_val'])}"
+                f" | {fmt(new['test'])} vs {fmt(old['test'])} |"
+            )
+        if not lines:
+            return ["The ablation was not run."]
+        return [
+            "| study | time to target (s), now vs before | area under regret | best val | test |",
+            "| --- | --- | --- | --- | --- |",
+            *lines,
+        ]
+
+    def checks_lines(self) -> list[str]:
+        """The test score of the best configuration so far at each checked fraction."""
+        header = " | ".join(f"{f * self.meta['budget']:g} s" for f in CHECKS)
+        lines = [
+            f"| study | method | {header} |",
+            "| --- | --- |" + " --- |" * len(CHECKS),
+        ]
+        for study in self.studies:
+            for method in self.methods:
+                chosen = self.chosen(study, method)
+                if not chosen:
+                    continue
+                cells = [
+                    fmt(median([r["checks"][i].get("test") for r in chosen]))
+                    for i in range(len(CHECKS))
+                ]
+                lines.append(f"| {study} | {method} | {' | '.join(cells)} |")
+        return lines
+
+    def sensitivity_lines(self) -> list[str]:
+        lines = []
+        for study in self.studies:
+            for method in ("optuna", "random"):
+                m = self.medians.get((study, method))
+                if m:
+                    lines.append(
+                        f"| {study} | {method} | {fmt_time(m['t_target'])}"
+                        f" | {fmt_time(m['t_target_best_epoch'])} |"
+                    )
+        if not lines:
+            return []
+        return [
+            "The textbook script scores a trial by its last epoch; scored by its best epoch"
+            " instead, its time to target would be:",
+            "",
+            "| study | method | time to target, final-epoch value (s) | best-epoch value (s) |",
+            "| --- | --- | --- | --- |",
+            *lines,
+            "",
+        ]
+
+    def cost_lines(self) -> list[str]:
+        """Where the time goes: seconds per trial and per epoch, and what a trial of at most two
+        epochs costs (its fixed cost: build, compile, tracing, storage), pooled over seeds.
+
+        One worker runs one trial at a time, so a trial's duration is the time since the
+        previous one finished; the first trial of a run, which also pays for setting up the
+        search, is left out.
+        """
+        lines = [
+            "| study | method | median s per trial | s per epoch (budget / epochs) | median s per"
+            " trial of at most 2 epochs (count) |",
+            "| --- | --- | --- | --- | --- |",
+        ]
+        for study in self.studies:
+            for method in self.methods:
+                chosen = self.chosen(study, method)
+                if not chosen:
+                    continue
+                durations, short, per_epoch = [], [], []
+                for run in chosen:
+                    within = sorted(
+                        (t for t in run["trials"] if t["t"] <= run["budget"]), key=lambda t: t["t"]
+                    )
+                    epochs = sum(t["epochs"] for t in within)
+                    if epochs:
+                        per_epoch.append(run["budget"] / epochs)
+                    for before, trial in itertools.pairwise(within):
+                        durations.append(trial["t"] - before["t"])
+                        if trial["epochs"] <= 2:
+                            short.append(trial["t"] - before["t"])
+                lines.append(
+                    f"| {study} | {method} | {fmt(median(durations), 2)}"
+                    f" | {fmt(median(per_epoch), 3)}"
+                    f" | {fmt(median(short), 2) if short else '-'} ({len(short)}) |"
+                )
+        return lines
+
+    def raw_lines(self) -> list[str]:
+        lines = [
+            "| study | seed | order | method | best val | retrained val | test | time to"
+            " target (s) | area under regret | trials | failed | epochs | search wall (s) |",
+            "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        ]
+        for run in self.runs:
+            f = self.by[(run["study"], run["method"], run["seed"])]
+            head = f"| {run['study']} | {run['seed']} | {run.get('order', '-')} | {run['method']}"
+            if "error" in f:
+                lines.append(f"{head} | failed: {f['error']} | | | | | | | | |")
+                continue
+            lines.append(
+                f"{head} | {fmt(f['best_val'])} | {fmt(f['retrain_val'])} | {fmt(f['test'])}"
+                f" | {fmt_time(f['t_target'])} | {fmt(f['regret'], 3)} | {f['trials']}"
+                f" | {f['failed']} | {f['epochs']} | {f['wall']:.1f} |"
+            )
+        return lines
 
 
 def _seconds(value: float) -> float:
@@ -539,307 +977,150 @@ def _seconds(value: float) -> float:
     return value if math.isinf(value) else round(value, 1)
 
 
-def _accuracy(value: float | None) -> float | None:
+def _rounded(value: float | None) -> float | None:
     return None if value is None else round(value, 4)
-
-
-def claim_lines(
-    runs: list[dict[str, Any]],
-    medians: dict[tuple[str, str], dict[str, Any]],
-    datasets: list[str],
-    methods: list[str],
-) -> list[str]:
-    """The targets, on the medians and seed by seed: autotune reaches the target
-    validation accuracy in at most half the time of each other method, and its test accuracy
-    is not below theirs."""
-    lines = []
-    by = {(r["dataset"], r["method"], r["seed"]): derive(r) for r in runs}
-    seeds = sorted({r["seed"] for r in runs})
-
-    def half_time(mine: float, theirs: float) -> bool:
-        return not math.isinf(mine) and _seconds(mine) <= 0.5 * _seconds(theirs)
-
-    def not_below(mine: float | None, theirs: float | None) -> bool:
-        return mine is not None and (theirs is None or _accuracy(mine) >= _accuracy(theirs))
-
-    if "autotune" not in methods:
-        return lines
-    for dataset in [d for d in CLAIM_DATASETS if d in datasets]:
-        for other in [m for m in CLAIM_METHODS if m in methods]:
-            mine, theirs = medians.get((dataset, "autotune")), medians.get((dataset, other))
-            if not mine or not theirs:
-                continue
-            time_ok = half_time(mine["t_target"], theirs["t_target"])
-            test_ok = not_below(mine["test"], theirs["test"])
-            pairs = [(by.get((dataset, "autotune", s)), by.get((dataset, other, s))) for s in seeds]
-            pairs = [(a, o) for a, o in pairs if a and o and "error" not in a and "error" not in o]
-            details = [
-                f"{fmt_time(a['t_target'])} vs {fmt_time(o['t_target'])} s,"
-                f" test {fmt(a['test'])} vs {fmt(o['test'])}"
-                for a, o in pairs
-            ]
-            lines.append(
-                f"- {dataset}, autotune vs {other}: medians {fmt_time(mine['t_target'])} vs"
-                f" {fmt_time(theirs['t_target'])} s to target, {'met' if time_ok else 'NOT met'};"
-                f" test {fmt(mine['test'])} vs {fmt(theirs['test'])},"
-                f" {'met' if test_ok else 'NOT met'}. Seeds: half the time or less in"
-                f" {sum(half_time(a['t_target'], o['t_target']) for a, o in pairs)}/{len(pairs)},"
-                f" test not below in {sum(not_below(a['test'], o['test']) for a, o in pairs)}"
-                f"/{len(pairs)} ({'; '.join(details)})."
-            )
-    return lines
-
-
-def loss_lines(
-    runs: list[dict[str, Any]],
-    medians: dict[tuple[str, str], dict[str, Any]],
-    datasets: list[str],
-    methods: list[str],
-) -> list[str]:
-    """Every median, then every seed, in which another method beats autotune (on the figures
-    as the report rounds them)."""
-
-    def worse(mine: dict[str, Any], theirs: dict[str, Any]) -> list[str]:
-        found = []
-        for key, label in (("best_val", "best val acc"), ("test", "test acc")):
-            a, b = _accuracy(mine[key]), _accuracy(theirs[key])
-            if a is not None and b is not None and b > a:
-                found.append(f"{label} {fmt(b)} vs {fmt(a)}")
-        if _seconds(theirs["t_target"]) < _seconds(mine["t_target"]):
-            found.append(
-                f"time to target {fmt_time(theirs['t_target'])} vs {fmt_time(mine['t_target'])} s"
-            )
-        return found
-
-    lines = ["On the medians:", ""]
-    for dataset in datasets:
-        for other in methods:
-            mine, theirs = medians.get((dataset, "autotune")), medians.get((dataset, other))
-            if other != "autotune" and mine and theirs and worse(mine, theirs):
-                lines.append(
-                    f"- {dataset}: {other} beats autotune on {'; '.join(worse(mine, theirs))}."
-                )
-    if len(lines) == 2:
-        lines.append("- nowhere.")
-    lines += ["", "Seed by seed (the other method's figure first):", ""]
-    by = {(r["dataset"], r["method"], r["seed"]): derive(r) for r in runs}
-    before = len(lines)
-    for dataset in datasets:
-        for seed in sorted({r["seed"] for r in runs}):
-            mine = by.get((dataset, "autotune", seed))
-            if not mine or "error" in mine:
-                continue
-            for other in methods:
-                theirs = by.get((dataset, other, seed))
-                if other != "autotune" and theirs and "error" not in theirs and worse(mine, theirs):
-                    lines.append(
-                        f"- {dataset} seed {seed}: {other} beats autotune on"
-                        f" {'; '.join(worse(mine, theirs))}."
-                    )
-    if len(lines) == before:
-        lines.append("- nowhere.")
-    return lines
-
-
-def sensitivity_lines(
-    medians: dict[tuple[str, str], dict[str, Any]], datasets: list[str]
-) -> list[str]:
-    lines = [
-        "| data set | method | time to target, final-epoch value (s) | time to target,"
-        " best-epoch value (s) |",
-        "| --- | --- | --- | --- |",
-    ]
-    for dataset in datasets:
-        for method in ("optuna", "random"):
-            m = medians.get((dataset, method))
-            if m:
-                lines.append(
-                    f"| {dataset} | {method} | {fmt_time(m['t_target'])}"
-                    f" | {fmt_time(m['t_target_best_epoch'])} |"
-                )
-    return lines
-
-
-def cost_lines(runs: list[dict[str, Any]], datasets: list[str], methods: list[str]) -> list[str]:
-    """Where the time goes: seconds per trial and per epoch, and what a trial of at most two
-    epochs costs (its fixed cost: build, compile, tracing, storage), pooled over seeds.
-
-    One worker runs one trial at a time, so a trial's duration is the time since the previous
-    one finished; the first trial of a run, which also pays for setting up the search, is left
-    out.
-    """
-    lines = [
-        "| data set | method | median s per trial | s per epoch (budget / epochs) | median s per"
-        " trial of at most 2 epochs (count) |",
-        "| --- | --- | --- | --- | --- |",
-    ]
-    for dataset in datasets:
-        for method in methods:
-            chosen = [
-                r
-                for r in runs
-                if r["dataset"] == dataset and r["method"] == method and "error" not in r
-            ]
-            if not chosen:
-                continue
-            durations, short, per_epoch = [], [], []
-            for run in chosen:
-                within = sorted(
-                    (t for t in run["trials"] if t["t"] <= run["budget"]), key=lambda t: t["t"]
-                )
-                epochs = sum(t["epochs"] for t in within)
-                if epochs:
-                    per_epoch.append(run["budget"] / epochs)
-                for before, trial in itertools.pairwise(within):
-                    durations.append(trial["t"] - before["t"])
-                    if trial["epochs"] <= 2:
-                        short.append(trial["t"] - before["t"])
-            lines.append(
-                f"| {dataset} | {method} | {fmt(median(durations), 1)}"
-                f" | {fmt(median(per_epoch), 3)}"
-                f" | {fmt(median(short), 1) if short else '-'} ({len(short)}) |"
-            )
-    return lines
-
-
-def raw_lines(runs: list[dict[str, Any]]) -> list[str]:
-    lines = [
-        "| data set | seed | order | method | best val acc | retrained val acc | test acc"
-        " | time to target (s) | trials | failed | epochs | search wall (s) |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
-    ]
-    for run in runs:
-        f = derive(run)
-        head = f"| {run['dataset']} | {run['seed']} | {run.get('order', '-')} | {run['method']}"
-        if "error" in f:
-            lines.append(f"{head} | failed: {f['error']} | | | | | | | |")
-            continue
-        lines.append(
-            f"{head} | {fmt(f['best_val'])} | {fmt(f['retrain_val'])} | {fmt(f['test'])}"
-            f" | {fmt_time(f['t_target'])} | {f['trials']} | {f['failed']} | {f['epochs']}"
-            f" | {f['wall']:.1f} |"
-        )
-    return lines
 
 
 COLORS = {
     "autotune": "tab:blue",
-    "optuna": "tab:orange",
-    "random": "tab:green",
+    "autotune-before": "tab:cyan",
+    "optuna-skilled": "tab:orange",
+    "optuna": "tab:brown",
+    "random": "tab:gray",
     "kerastuner": "tab:red",
+    "kerastuner-bo": "tab:pink",
+    "ray": "tab:green",
 }
-# optuna and random often draw the same configurations (TPE starts with random trials), so one
-# of them is dashed and both stay visible.
-STYLES = {"optuna": "--"}
 
 
-def plot(
-    runs: list[dict[str, Any]], datasets: list[str], methods: list[str], budget: float, path: Path
-) -> None:
-    """Best-so-far validation accuracy against time: one panel per data set, every seed thin,
-    the median over seeds thick (drawn where every seed has a finished trial)."""
+def plot(results: Results, study: str, path: Path) -> None:
+    """The anytime curves of one study: best-so-far validation value against wall time (left)
+    and the test score of the best configuration so far (right), the median over seeds as a
+    line and the interquartile range as a band."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     import numpy as np
 
-    columns = min(2, len(datasets))
-    rows = math.ceil(len(datasets) / columns)
-    fig, axes = plt.subplots(rows, columns, figsize=(6 * columns, 4 * rows), squeeze=False)
+    budget = results.meta["budget"]
+    goal = results.goals[study]
     grid = np.linspace(0, budget, 400)
-    for ax, dataset in zip(axes.flat, datasets, strict=False):
-        target = TARGETS[dataset]
-        for method in methods:
-            chosen = [
-                r
-                for r in runs
-                if r["dataset"] == dataset and r["method"] == method and "error" not in r
-            ]
-            series = []
-            for run in chosen:
-                points = curve(run)
-                if not points:
-                    series.append(np.full(len(grid), np.nan))
-                    continue
-                times, values = zip(*points, strict=False)
-                xs = [*times, budget]
-                ys = [*values, values[-1]]
-                ax.step(xs, ys, where="post", color=COLORS.get(method), alpha=0.25, lw=1)
-                index = np.searchsorted(np.array(times), grid, side="right") - 1
-                series.append(np.where(index >= 0, np.array(values)[index.clip(0)], np.nan))
-            if series:
-                stacked = np.array(series)
-                med = np.median(stacked, axis=0)  # NaN until every seed has a value
-                ax.plot(
-                    grid,
-                    med,
-                    color=COLORS.get(method),
-                    ls=STYLES.get(method, "-"),
-                    lw=2.2,
-                    label=method,
-                    zorder=3 if method in STYLES else 2,
-                )
-        ax.axhline(target, color="gray", ls="--", lw=1)
-        ax.text(budget * 0.01, target, f" target {target}", va="bottom", fontsize=8, color="gray")
-        ax.set_ylim(target - 0.10, 1.005)
+    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.5))
+    for method in results.methods:
+        chosen = results.chosen(study, method)
+        if not chosen:
+            continue
+        color = COLORS.get(method)
+        series = []
+        for run in chosen:
+            points = best_so_far(run)
+            if not points:
+                series.append(np.full(len(grid), np.nan))
+                continue
+            times, values = (np.array(a) for a in zip(*points, strict=True))
+            index = np.searchsorted(times, grid, side="right") - 1
+            series.append(np.where(index >= 0, values[index.clip(0)], np.nan))
+        stacked = np.array(series)
+        # A seed with no finished trial yet has no value: the median starts once half have one.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            have = np.mean(~np.isnan(stacked), axis=0) >= 0.5
+            q1, med, q3 = (np.nanpercentile(stacked, q, axis=0) for q in (25, 50, 75))
+        med[~have] = q1[~have] = q3[~have] = np.nan
+        left.plot(grid, med, color=color, lw=2, label=method)
+        left.fill_between(grid, q1, q3, color=color, alpha=0.15, lw=0)
+        xs = [f * budget for f in CHECKS]
+        tests = np.array(
+            [[np.nan if c.get("test") is None else c["test"] for c in r["checks"]] for r in chosen]
+        )
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            t1, tm, t3 = (np.nanpercentile(tests, q, axis=0) for q in (25, 50, 75))
+        right.plot(xs, tm, color=color, lw=2, marker="o", label=method)
+        right.fill_between(xs, t1, t3, color=color, alpha=0.15, lw=0)
+    target = TARGETS[study]
+    left.axhline(target, color="gray", ls="--", lw=1)
+    left.text(budget * 0.01, target, f" target {target}", va="bottom", fontsize=8, color="gray")
+    for ax, what in ((left, "best validation so far"), (right, "test of the best config so far")):
         ax.set_xlim(0, budget)
-        ax.set_title(dataset)
         ax.set_xlabel("wall time (s)")
-        ax.set_ylabel("best validation accuracy so far")
+        ax.set_ylabel(f"{what} ({goal.metric.removeprefix('val_')})")
         ax.grid(alpha=0.3)
-    for ax in list(axes.flat)[len(datasets) :]:
-        ax.axis("off")
-    axes.flat[0].legend(loc="lower right")
+        if goal.direction == "minimize":
+            ax.set_yscale("log")
+    _zoom(
+        left,
+        [
+            v
+            for r in results.runs
+            if r.get("study") == study and "error" not in r
+            for _, v in best_so_far(r)
+        ],
+        goal,
+        target,
+    )
+    left.legend(loc="lower right" if goal.direction == "maximize" else "upper right", fontsize=8)
     fig.suptitle(
-        f"Best-so-far validation accuracy, {budget:g} s per run\n"
-        "thin: each seed; thick: median over seeds"
+        f"{study}: anytime curves, {budget:g} s per run, {len(results.seeds)} seeds"
+        " (line: median; band: interquartile range)"
     )
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def _zoom(ax: Any, values: list[float], goal: Goal, target: float) -> None:
+    """Shows the range where the methods differ: from a typical early best to the best."""
+    if not values:
+        return
+    best = goal.best(values)
+    values = sorted(values)
+    if goal.direction == "maximize":
+        low = min(target, values[len(values) // 10])
+        ax.set_ylim(low - 0.01, best + 0.01)
+    else:
+        high = max(target, values[-1 - len(values) // 10])
+        ax.set_ylim(best * 0.95, high * 1.05)
 
 
 def versions() -> str:
     from autotune.versions import versions as of
 
-    found = of(("autotune", "optuna", "tensorflow", "keras", "keras-tuner"))
+    found = of(("autotune", "optuna", "tensorflow", "keras", "keras-tuner", "ray"))
     return ", ".join(
-        f"{package} {version}" for package, version in found.items() if package != "python"
+        f"{package} {version}"
+        for package, version in found.items()
+        if package != "python" and version
     )
 
 
-def report(
-    runs: list[dict[str, Any]], meta: dict[str, Any], notes: str = "", rewritten: str = ""
-) -> str:
-    """The markdown report; ``notes`` (markdown) goes after the automatic list of losses."""
-    datasets, methods, budget = meta["datasets"], meta["methods"], meta["budget"]
-    table, medians = summary_rows(runs, datasets, methods)
-    splits = {
-        d: sorted({r["split"] for r in runs if r["dataset"] == d and "split" in r})
-        for d in datasets
-    }
-    sizes = {
-        d: next((r["sizes"] for r in runs if r["dataset"] == d and "sizes" in r), {})
-        for d in datasets
-    }
-    max_epochs = {
-        d: next((r["max_epochs"] for r in runs if r["dataset"] == d and "max_epochs" in r), "?")
-        for d in datasets
-    }
-    data_lines = [
-        f"- {d}: max_epochs {max_epochs[d]}, split train/val/test"
-        f" {'/'.join(str(n) for n in sizes[d].values())}, target {TARGETS[d]},"
-        f" split fingerprint {', '.join(splits[d])}"
-        + (" (the same for every run)" if len(splits[d]) == 1 else " (DIFFERS between runs)")
-        for d in datasets
-    ]
-    text = "\n".join(
+def report(results: Results, name: str, notes: str = "", rewritten: str = "") -> str:
+    """The markdown report; ``notes`` (markdown) goes after the tables."""
+    meta, runs = results.meta, results.runs
+    studies, budget = results.studies, meta["budget"]
+    data_lines = []
+    for s in studies:
+        chosen = [r for r in runs if r["study"] == s and "split" in r]
+        if not chosen:
+            continue
+        splits = sorted({r["split"] for r in chosen})
+        goal = results.goals[s]
+        data_lines.append(
+            f"- {s}: {goal.metric} ({goal.direction}), max_epochs {chosen[0]['max_epochs']},"
+            f" split train/val/test {'/'.join(str(n) for n in chosen[0]['sizes'].values())},"
+            f" target {target_text(s, goal.direction)}, split fingerprint {', '.join(splits)}"
+            + (" (the same for every run)" if len(splits) == 1 else " (DIFFERS between runs)")
+        )
+    failed = [r for r in runs if "error" in r]
+    return "\n".join(
         [
-            "# Search quality: autotune against plain Optuna, random search and KerasTuner",
+            "# Search quality: autotune against the peers a skilled user would pick",
             "",
-            f"Each run searches one shipped MLP study for {budget:g} s of wall time. Medians over"
-            f" {meta['n_seeds']} seeds per data set; the methods of one (data set, seed) ran back to"
-            " back, each in a fresh process, in an order rotated per seed.",
+            f"Each run searches one shipped study for {budget:g} s of wall time, one trial at a"
+            f" time. {len(results.seeds)} seed(s) per study; medians over seeds. The methods of one"
+            " (study, seed) ran back to back, each in a fresh process, in an order rotated per"
+            " seed.",
             "",
             f"Command: `{meta['command']}`",
             "",
@@ -852,195 +1133,219 @@ def report(
             "",
             f"Versions: {meta['versions']}.",
             "",
-            f"Started {meta['started']}, took {meta['minutes']:.0f} min.",
+            f"Started {meta['started']}, took {meta.get('minutes', 0):.0f} min."
+            + (f" {len(failed)} run(s) failed: see *Every run*." if failed else ""),
             "",
             "## Results (medians over seeds)",
             "",
-            *table,
+            *results.summary_lines(),
             "",
-            "- *best val acc at budget*: the best trial value among trials finished within the"
-            " budget, as each method scores a trial (see below).",
-            "- *test acc of that config*: the best configuration found within the budget, scored"
-            " once on the held-out test split (how, per method, below).",
-            "- *time to target*: wall time from the start of the search until the first finished"
-            " trial whose value reaches the target; the median counts a seed that never reached it as"
-            ' infinite, so "not reached" means at most half the seeds reached it.',
-            "- *trials*: trials finished within the budget (autotune: complete and pruned;"
-            " KerasTuner: each Hyperband round of a configuration counts as a trial, as KerasTuner"
-            " counts them). *epochs*: epochs of those trials.",
+            "- *best val at budget*: the best trial value among trials finished within the"
+            " budget, as each method scores a trial (its best epoch, except the textbook"
+            " script's last epoch).",
+            "- *test of that config*: the best configuration found within the budget, scored"
+            " once on the held-out test split (retrained, or reloaded, as each method does:"
+            " below).",
+            "- *time to target*: wall time from the start of the search until the first"
+            " finished trial whose value reaches the target; the median counts a seed that never"
+            ' reached it as infinite, so "not reached" means at most half the seeds reached it.',
+            "- *area under regret*: the mean over the budget of the best-so-far value's"
+            " normalized regret, (study best - best so far) / (study best - typical), clipped to"
+            " [0, 1], and 1 before a method's first finished trial. *study best* is the best"
+            " value any run of the study found, *typical* the median value of every complete"
+            " trial of every run of the study. 0 would be the study's best from the first"
+            " second; lower is better.",
+            "- *trials*: trials finished within the budget (complete and pruned; KerasTuner's"
+            " Hyperband counts each round of a configuration as a trial). *epochs*: epochs of"
+            " those trials.",
             "",
-            "![best-so-far validation accuracy against time](search.png)",
+            *[f"![anytime curves, {s}]({name}-{s}.png)" for s in studies if s in results.goals],
             "",
             "## The targets",
             "",
-            "autotune reaches the target validation accuracy in at most half the time of the plain"
-            " Optuna script and of KerasTuner's Hyperband on moons and digits, and its held-out test"
-            " accuracy at the budget is not below theirs. On the medians, then seed by seed (autotune's"
-            " figure first):",
+            "autotune reaches the target in at most half the time of every peer, and its test"
+            " score at the budget is not below any peer's, on every study: on the medians, and"
+            " how many seeds hold it (autotune's figure first).",
             "",
-            *claim_lines(runs, medians, datasets, methods),
+            *results.claim_lines(),
             "",
-            "## Where autotune loses",
+            "## What the new search defaults earn",
             "",
-            *loss_lines(runs, medians, datasets, methods),
+            "`autotune` runs the study with the current defaults (TPE's space-filling Sobol"
+            " start, its start-up length and Hyperband's brackets sized to the study);"
+            " `autotune-before` with the options that reproduce the earlier defaults"
+            f" (`{json.dumps(BEFORE)}`).",
+            "",
+            *results.ablation_lines(),
+            "",
+            "## Test score of the best configuration so far",
+            "",
+            "Medians over seeds of the test score of the configuration that was best within each"
+            " fraction of the budget.",
+            "",
+            *results.checks_lines(),
             "",
             *([notes, ""] if notes else []),
             "## How the methods ran",
             "",
             "Same for all: the study's `[data]` table loaded by `autotune.data.load` (the same"
-            " train/validation/test arrays for every method, split with the study's fixed data seed;"
-            " the run's seed seeds only the samplers, tuners and weights), the MLP family's default"
-            " space from the shipped study (`spec.space`), the study's `max_epochs`, the same"
-            " budget. Every run is a fresh process that imports TensorFlow and loads the data before"
-            " its clock starts; the clock then covers everything the method does (creating the"
-            " study or tuner, building, training, storage). A trial counts only if it finished within"
-            " the budget.",
+            " train/validation/test arrays for every method, split with the study's fixed data"
+            " seed; the run's seed seeds only the samplers, tuners and weights), the family's"
+            " space from the shipped study (`spec.space`), built by the same family builder and"
+            " compiled with the same optimizer factory (with its decay schedules), loss and"
+            " metrics; the study's `max_epochs`, the same budget, one trial at a time. Every run"
+            " is a fresh process that imports TensorFlow and loads the data before its clock"
+            " starts; the clock then covers everything the method does (creating the study or"
+            " tuner, building, training, storage). A trial counts only if it finished within the"
+            " budget; a callback that only acts once the budget is spent ends the running"
+            " trial's training then, to keep the benchmark short.",
             "",
             "- **autotune**: `autotune.run(spec, storage=<fresh SQLite file>, timeout=budget,"
-            " n_trials=10**6, seed=seed, echo=None)`: the study's TPE sampler, Hyperband pruner"
-            " (1 to max_epochs, factor 3) and early stopping (patience 10, best weights restored). A"
-            " trial's value is its best epoch's validation accuracy. autotune starts no trial after"
-            " the timeout and lets the running one finish; that trial finishes after the budget and"
-            " does not count. Test: `autotune.best.retrain` of the best trial finished within the budget"
-            " (the best trial retrained on train with its seed and schedule for its best epoch's"
-            " count, as `autotune best` does), scored on test.",
-            '- **optuna**: the textbook script: `optuna.create_study(direction="maximize",'
-            " sampler=TPESampler(seed=seed))` (in memory), no pruner, `study.optimize(objective,"
-            " timeout=budget)`; the objective samples with `autotune.space.sample`, builds with"
-            ' `autotune.models.FAMILIES["mlp"].build`, compiles with'
-            " `autotune.optimizers.make_optimizer` (same decay schedules) and sparse categorical"
-            " cross-entropy, and runs `model.fit(x_train, y_train, validation_data=(x_val, y_val),"
-            " epochs=max_epochs, batch_size=...)` on the NumPy arrays; the value is the final"
-            " epoch's `val_accuracy`. Each trial seeds its weights with `keras.utils.set_random_seed`."
-            " A callback that only acts after the budget stops the running trial's training then"
-            " (it would not count anyway), to keep the benchmark short. Test: the best trial"
-            " retrained by the same code (same seed, same epochs), scored on test.",
-            "- **random**: the same script with `RandomSampler(seed=seed)`.",
-            '- **kerastuner**: `keras_tuner.Hyperband(hypermodel, objective="val_accuracy",'
-            " max_epochs=max_epochs, factor=3, hyperband_iterations=10**6, seed=seed)`;"
-            " the hypermodel declares the same space on KerasTuner's `hp` (`Float`/`Int` with"
-            ' `sampling="log"` where autotune\'s range is log, `Choice`, `Boolean` for batchnorm,'
-            " the conditional parameters through `parent_name`/`parent_values`), builds and compiles"
-            " the model with the same builder and optimizer factory, and its `fit` passes the"
-            " sampled `batch_size`. `tuner.search(x_train, y_train, validation_data=(x_val, y_val),"
-            " callbacks=[...])` on the arrays. KerasTuner has no timeout: a callback sets"
-            " `model.stop_training` once the budget is spent, and the tuner's `on_trial_end` then"
-            " sets the oracle's `max_trials` to the trials it holds, so the oracle stops the search."
-            " A trial's value is KerasTuner's score, its best epoch's `val_accuracy`. Test: the"
-            " tuner's own best model of that trial (`tuner.load_model`: the weights KerasTuner saved"
-            " at the trial's best epoch), scored on test.",
+            " n_trials=10**6, seed=seed, echo=None)` with the study's sampler, pruner and early"
+            " stopping. Test: `autotune.best.retrain` of the trial (its params, seed and schedule,"
+            " for its best epoch's count), scored on test.",
+            "- **autotune-before**: the same, with the sampler and pruner options above.",
+            "- **optuna-skilled**: `optuna.create_study(direction, sampler=TPESampler(seed=seed),"
+            " pruner=HyperbandPruner(min_resource=1, max_resource=max_epochs,"
+            " reduction_factor=3))` in memory, `study.optimize(objective, timeout=budget)`; the"
+            " objective samples with `autotune.space.sample`, seeds its weights with"
+            " `keras.utils.set_random_seed`, and runs `model.fit(x_train, y_train,"
+            " validation_data=(x_val, y_val), epochs=max_epochs, batch_size=...)` on the NumPy"
+            " arrays with `optuna_integration.KerasPruningCallback(trial, metric)` and"
+            " `keras.callbacks.EarlyStopping(metric, patience=<the study's>,"
+            " restore_best_weights=True)`; the value is the best epoch's. Test: the trial"
+            " retrained by the same code for its best epoch's count, scored on test.",
+            "- **optuna** / **random**: the textbook script: the same without pruner and early"
+            " stopping, every trial `max_epochs` epochs, its value the last epoch's.",
+            "- **kerastuner**: `keras_tuner.Hyperband(hypermodel, objective=Objective(metric,"
+            " direction), max_epochs=max_epochs, factor=3, hyperband_iterations=10**6,"
+            " seed=seed)`; **kerastuner-bo**: `keras_tuner.BayesianOptimization(hypermodel,"
+            " objective, max_trials=10**6, seed=seed)` (its default initial points), searched"
+            " with `epochs=max_epochs`. The hypermodel declares the same space on KerasTuner's"
+            ' `hp` (`Float`/`Int` with `sampling="log"` where autotune\'s range is log,'
+            " `Choice`, `Boolean`, the conditional parameters through"
+            " `parent_name`/`parent_values`) and its `fit` passes the sampled `batch_size`."
+            " `tuner.search(x_train, y_train, validation_data=(x_val, y_val),"
+            " callbacks=[EarlyStopping(...), ...])` on the arrays. KerasTuner has no timeout: once"
+            " the budget is spent the tuner's `on_trial_end` sets the oracle's `max_trials` to"
+            " the trials it holds, so it stops. A trial's value is KerasTuner's score, its best"
+            " epoch's. Test: the tuner's own model of that trial (`tuner.load_model`: the weights"
+            " it saved at the best epoch), scored on test.",
+            "- **ray**: see `scripts/search_ray.py`.",
             "",
-            "Data sets:",
+            "Studies:",
             "",
             *data_lines,
             "",
-            "## How much comes from scoring a trial by its best epoch",
-            "",
-            "autotune and KerasTuner score a trial by its best epoch; the textbook script by its"
-            " last. The plain scripts' time to target, median, under both scorings:",
-            "",
-            *sensitivity_lines(medians, datasets),
-            "",
+            *results.sensitivity_lines(),
             "## Where the time goes",
             "",
-            "A trial's duration is the time since the previous trial finished (one worker), the"
-            " first trial of each run left out; medians pooled over seeds. *s per epoch* is the"
-            " budget over the epochs of the trials that finished within it, so it includes every"
-            " per-trial cost.",
+            "A trial's duration is the time since the previous trial finished (one trial at a"
+            " time), the first trial of each run left out; medians pooled over seeds. *s per"
+            " epoch* is the budget over the epochs of the trials that finished within it, so it"
+            " includes every per-trial cost.",
             "",
-            *cost_lines(runs, datasets, methods),
+            *results.cost_lines(),
             "",
             "## Every run",
             "",
-            "*retrained val acc*: the validation accuracy of the model that was scored on test (for"
-            " autotune and the plain scripts a retrained one, so it shows how well the retrain"
+            "*retrained val*: the validation value of the model that was scored on test (for"
+            " autotune and the Optuna scripts a retrained one, so it shows how well the retrain"
             " reproduces the trial). *search wall*: from the start of the search to its end,"
             " including the trial that was running at the budget.",
             "",
-            *raw_lines(runs),
+            *results.raw_lines(),
             "",
         ]
     )
-    return text
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
-        "--datasets",
-        default=",".join(DATASETS),
-        help=f"comma-separated, from {', '.join(DATASETS)}",
+        "--quick",
+        action="store_true",
+        help=f"{', '.join(QUICK['studies'])}, {QUICK['seeds']} seeds, {QUICK['budget']:g} s:"
+        " under 10 minutes; writes search-quick.*",
     )
-    parser.add_argument("--seeds", type=int, default=3, help="seeds 0 .. N-1 per data set")
-    parser.add_argument("--budget", type=float, default=60.0, help="seconds of search per run")
+    parser.add_argument("--studies", help=f"comma-separated, from {', '.join(STUDIES)}")
+    parser.add_argument("--seeds", type=int, help="seeds 0 .. N-1 per study")
+    parser.add_argument("--budget", type=float, help="seconds of search per run")
     parser.add_argument(
-        "--methods", default=",".join(METHODS), help=f"comma-separated, from {', '.join(METHODS)}"
+        "--methods",
+        default=",".join(DEFAULT_METHODS),
+        help=f"comma-separated, from {', '.join(METHODS)}",
     )
     parser.add_argument("--out-dir", type=Path, default=Path("benchmarks"))
+    parser.add_argument("--name", help="the results' file name (search, or search-quick)")
     parser.add_argument(
         "--report-only",
         type=Path,
         metavar="JSON",
-        help="rewrite search.md and search.png from a saved search.json",
+        help="rewrite the report and plots from a saved JSON file",
     )
     parser.add_argument(
         "--notes",
         type=Path,
         metavar="MARKDOWN",
-        help="a reading of the results, put after the list of losses",
+        help="a reading of the results, put after the tables",
     )
     parser.add_argument(
-        "--child", nargs=3, metavar=("METHOD", "DATASET", "SEED"), help=argparse.SUPPRESS
+        "--child", nargs=3, metavar=("METHOD", "STUDY", "SEED"), help=argparse.SUPPRESS
     )
     parser.add_argument("--result", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
 
     if args.child:
-        method, dataset, seed = args.child
-        child(method, dataset, int(seed), args.budget, args.result)
+        method, study, seed = args.child
+        child(method, study, int(seed), args.budget, args.result)
         return
 
+    preset = QUICK if args.quick else FULL
+    name = args.name or ("search-quick" if args.quick else "search")
     if args.report_only:
         saved = json.loads(args.report_only.read_text())
         runs, meta = saved["runs"], saved["meta"]
+        name = args.name or args.report_only.stem
     else:
-        datasets = args.datasets.split(",")
+        studies = args.studies.split(",") if args.studies else list(preset["studies"])
         methods = args.methods.split(",")
-        for name, allowed in ((datasets, DATASETS), (methods, tuple(METHODS))):
-            unknown = sorted(set(name) - set(allowed))
+        for given, allowed in ((studies, STUDIES), (methods, tuple(METHODS))):
+            unknown = sorted(set(given) - set(allowed))
             if unknown:
                 parser.error(f"unknown {', '.join(unknown)}; allowed: {', '.join(allowed)}")
+        seeds = args.seeds or preset["seeds"]
+        budget = args.budget or preset["budget"]
         meta = {
-            "datasets": datasets,
+            "studies": studies,
             "methods": methods,
-            "budget": args.budget,
-            "n_seeds": args.seeds,
+            "budget": budget,
+            "n_seeds": seeds,
             "command": "python " + " ".join(shlex.quote(a) for a in sys.argv),
             "machine": f"{os.cpu_count()} cores, {platform.platform()}, Python"
             f" {platform.python_version()}",
             "versions": versions(),
             "started": datetime.now().isoformat(timespec="seconds"),
         }
-        total = len(datasets) * args.seeds * len(methods)
+        total = len(studies) * seeds * len(methods)
         print(
-            f"{total} runs of {args.budget:g} s each: at least {total * args.budget / 60:.0f} min",
-            flush=True,
+            f"{total} runs of {budget:g} s each: at least {total * budget / 60:.0f} min", flush=True
         )
         runs = []
         start = time.perf_counter()
         args.out_dir.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory() as folder:
-            for dataset in datasets:
-                for seed in range(args.seeds):
+            for study in studies:
+                for seed in range(seeds):
                     shift = seed % len(methods)
                     order = methods[shift:] + methods[:shift]
                     for position, method in enumerate(order, 1):
-                        run = one_run(method, dataset, seed, args.budget, Path(folder))
+                        run = one_run(method, study, seed, budget, Path(folder))
                         run["order"] = position
                         runs.append(run)
                         f = derive(run)
                         print(
-                            f"{dataset:<13} seed {seed} {method:<10} "
+                            f"{study:<13} seed {seed} {method:<15} "
                             + (
                                 f"FAILED {f['error']}"
                                 if "error" in f
@@ -1052,17 +1357,20 @@ def main() -> None:
                             flush=True,
                         )
                         meta["minutes"] = (time.perf_counter() - start) / 60
-                        (args.out_dir / "search.json").write_text(
+                        (args.out_dir / f"{name}.json").write_text(
                             json.dumps({"meta": meta, "runs": runs}) + "\n"
                         )
     args.out_dir.mkdir(parents=True, exist_ok=True)
+    results = Results(runs, meta)
     notes = args.notes.read_text().strip() if args.notes else ""
     rewritten = "python " + " ".join(shlex.quote(a) for a in sys.argv) if args.report_only else ""
-    text = report(runs, meta, notes, rewritten)
-    (args.out_dir / "search.md").write_text(text)
-    plot(runs, meta["datasets"], meta["methods"], meta["budget"], args.out_dir / "search.png")
+    text = report(results, name, notes, rewritten)
+    (args.out_dir / f"{name}.md").write_text(text)
+    for study in results.studies:
+        if study in results.goals:
+            plot(results, study, args.out_dir / f"{name}-{study}.png")
     print(text)
-    print(f"wrote {args.out_dir / 'search.md'} and {args.out_dir / 'search.png'}")
+    print(f"wrote {args.out_dir / (name + '.md')} and its plots")
 
 
 if __name__ == "__main__":

@@ -38,9 +38,10 @@ processes Ray started are waited for, and killed by pid if still running after 1
 
 A trial's value is its last reported epoch's validation metric: what Ray Tune's
 ``ResultGrid.get_best_result`` ranks by (scope "last") and what ``OptunaSearch`` tells Optuna.
-A trial that ran ``max_epochs`` epochs is complete; one that ASHA stopped is pruned (Ray still
-tells Optuna its last value as complete: that is how ``OptunaSearch`` learns from stopped
-trials); one that the time budget stopped is cut. The scorer retrains a trial in the same way
+Every trial that ended within the budget is a candidate for the best, with its last value, as
+Tune ranks them: a trial ASHA stopped is recorded as complete with ``stopped`` set (Ray tells
+Optuna its last value as complete too: that is how ``OptunaSearch`` learns from stopped trials);
+one that the time budget stopped is cut. The scorer retrains a trial in the same way
 (its seed, its epochs) and scores it on validation and test.
 """
 
@@ -59,7 +60,7 @@ from typing import Any
 if str(Path(__file__).parent) not in sys.path:
     sys.path.insert(0, str(Path(__file__).parent))
 
-from bench_search import Scorer, _renamed, compiled_model, goal_of, scores  # noqa: E402
+from bench_search import Scorer, _renamed, fit_model, goal_of, scores  # noqa: E402
 
 # The key under which the define-by-run space passes Optuna's trial number to the trainable:
 # the trial's seed and id follow from it, as in the plain Optuna script.
@@ -152,35 +153,6 @@ def _end(processes: dict[int, str], grace_s: float = 10.0) -> None:
             os.kill(pid, signal.SIGKILL)
 
 
-def _fit(
-    params: dict[str, Any],
-    spec: Any,
-    dataset: Any,
-    seed: int,
-    number: int,
-    epochs: int,
-    callbacks: list[Any],
-) -> Any:
-    """One trial's model, seeded by the run's seed and the trial number, trained for ``epochs``."""
-    import keras
-
-    from autotune.trial import trial_seed
-
-    keras.backend.clear_session()
-    keras.utils.set_random_seed(trial_seed(seed, number))
-    model, batch_size = compiled_model(params, dataset, spec.max_epochs, spec.model)
-    model.fit(
-        dataset.x_train,
-        dataset.y_train,
-        validation_data=(dataset.x_val, dataset.y_val),
-        epochs=epochs,
-        batch_size=batch_size,
-        verbose=0,
-        callbacks=callbacks,
-    )
-    return model
-
-
 def _trainable(config: dict[str, Any], *, spec: Any, dataset: Any, seed: int) -> None:
     """Ray Tune's function trainable: one trial, reporting ``metric`` after every epoch."""
     from autotune.backend import setup
@@ -198,7 +170,7 @@ def _trainable(config: dict[str, Any], *, spec: Any, dataset: Any, seed: int) ->
             tune.report({metric: float((logs or {})[metric])})
 
     params = {k: v for k, v in config.items() if k != NUMBER}
-    _fit(params, spec, dataset, seed, config[NUMBER], spec.max_epochs, [Report()])
+    fit_model(params, spec, dataset, seed, config[NUMBER], spec.max_epochs, [Report()])
 
 
 def _recorder(t0: float, metric: str) -> Any:
@@ -251,20 +223,21 @@ def trial_record(
     stopped ends with the search.
     """
     epochs = len(values)
-    if failed:
+    if failed or not values:
         state = "failed"
-    elif epochs >= max_epochs:
-        state = "complete"
-    elif seconds >= budget:
+    elif seconds >= budget and epochs < max_epochs:
         state = "cut"  # stopped by the time budget, not by ASHA
     else:
-        state = "pruned"
+        # A trial ASHA stopped keeps its last value: Tune ranks every trial by its last result
+        # (ResultGrid.get_best_result), and OptunaSearch tells it to Optuna as complete.
+        state = "complete"
     ordered = [values[epoch] for epoch in sorted(values)]
     best = goal.best_index(ordered) if ordered else None
     return {
         "id": config[NUMBER],
         "t": seconds,
         "state": state,
+        "stopped": state == "complete" and epochs < max_epochs,
         "value": ordered[-1] if state == "complete" else None,
         "best_epoch_value": None if best is None else ordered[best],
         "best_epoch": None if best is None else best + 1,
@@ -296,7 +269,7 @@ def run_ray(
     def scorer(trial: dict[str, Any]) -> dict[str, float]:
         # The same code path as the trial, same seed, here in the driver: the configuration
         # trained for as many epochs as it ran, since its value is its last epoch's.
-        model = _fit(trial["params"], spec, dataset, seed, trial["id"], trial["epochs"], [])
+        model, _ = fit_model(trial["params"], spec, dataset, seed, trial["id"], trial["epochs"], [])
         return {"trained_epochs": trial["epochs"], **_renamed(scores(model, dataset, goal.key))}
 
     return trials, wall, scorer
