@@ -1021,6 +1021,24 @@ COLORS = {
 }
 
 
+def _bands(rows: Any, goal: Goal) -> tuple[Any, Any, Any]:
+    """The 25th, 50th and 75th percentile over seeds (rows) at each column, a missing value (a
+    seed with no finished trial yet) counted as the worst; NaN where a percentile is missing.
+
+    Each seed's best-so-far only improves, so each percentile does too."""
+    import numpy as np
+
+    worst = -np.inf if goal.direction == "maximize" else np.inf
+    filled = np.where(np.isnan(rows), worst, rows)
+    # "nearest" picks a seed's value rather than interpolating, so an infinite one stays out of
+    # the arithmetic.
+    out = [np.percentile(filled, q, axis=0, method="nearest") for q in (25, 50, 75)]
+    if goal.direction == "minimize":
+        out.reverse()  # the 25th percentile of the goodness is the 75th of the error
+    lower, mid, upper = (np.where(np.isfinite(a), a, np.nan) for a in out)
+    return lower, mid, upper
+
+
 def plot(results: Results, study: str, path: Path) -> None:
     """The anytime curves of one study: best-so-far validation value against wall time (left)
     and the test score of the best configuration so far (right), the median over seeds as a
@@ -1034,7 +1052,9 @@ def plot(results: Results, study: str, path: Path) -> None:
     budget = results.meta["budget"]
     goal = results.goals[study]
     grid = np.linspace(0, budget, 400)
+    xs = [f * budget for f in CHECKS]
     fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.5))
+    shown: dict[Any, list[float]] = {left: [], right: []}
     for method in results.methods:
         chosen = results.chosen(study, method)
         if not chosen:
@@ -1049,24 +1069,17 @@ def plot(results: Results, study: str, path: Path) -> None:
             times, values = (np.array(a) for a in zip(*points, strict=True))
             index = np.searchsorted(times, grid, side="right") - 1
             series.append(np.where(index >= 0, values[index.clip(0)], np.nan))
-        stacked = np.array(series)
-        # A seed with no finished trial yet has no value: the median starts once half have one.
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            have = np.mean(~np.isnan(stacked), axis=0) >= 0.5
-            q1, med, q3 = (np.nanpercentile(stacked, q, axis=0) for q in (25, 50, 75))
-        med[~have] = q1[~have] = q3[~have] = np.nan
-        left.plot(grid, med, color=color, lw=2, label=method)
-        left.fill_between(grid, q1, q3, color=color, alpha=0.15, lw=0)
-        xs = [f * budget for f in CHECKS]
+        low, mid, high = _bands(np.array(series), goal)
+        left.plot(grid, mid, color=color, lw=2, label=method)
+        left.fill_between(grid, low, high, color=color, alpha=0.15, lw=0)
         tests = np.array(
             [[np.nan if c.get("test") is None else c["test"] for c in r["checks"]] for r in chosen]
         )
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            t1, tm, t3 = (np.nanpercentile(tests, q, axis=0) for q in (25, 50, 75))
-        right.plot(xs, tm, color=color, lw=2, marker="o", label=method)
-        right.fill_between(xs, t1, t3, color=color, alpha=0.15, lw=0)
+        t_low, t_mid, t_high = _bands(tests, goal)
+        right.plot(xs, t_mid, color=color, lw=2, marker="o", label=method)
+        right.fill_between(xs, t_low, t_high, color=color, alpha=0.15, lw=0)
+        shown[left] += [v for v in mid if not np.isnan(v)]
+        shown[right] += [v for v in t_mid if not np.isnan(v)]
     target = TARGETS[study]
     left.axhline(target, color="gray", ls="--", lw=1)
     left.text(budget * 0.01, target, f" target {target}", va="bottom", fontsize=8, color="gray")
@@ -1075,41 +1088,29 @@ def plot(results: Results, study: str, path: Path) -> None:
         ax.set_xlabel("wall time (s)")
         ax.set_ylabel(f"{what} ({goal.metric.removeprefix('val_')})")
         ax.grid(alpha=0.3)
-        if goal.direction == "minimize":
-            ax.set_yscale("log")
-    _zoom(
-        left,
-        [
-            v
-            for r in results.runs
-            if r.get("study") == study and "error" not in r
-            for _, v in best_so_far(r)
-        ],
-        goal,
-        target,
-    )
+        _zoom(ax, shown[ax] + [target], goal)
     left.legend(loc="lower right" if goal.direction == "maximize" else "upper right", fontsize=8)
     fig.suptitle(
         f"{study}: anytime curves, {budget:g} s per run, {len(results.seeds)} seeds"
-        " (line: median; band: interquartile range)"
+        " (line: median; band: interquartile range; a seed without a finished trial counts as"
+        " worst)",
+        fontsize=10,
     )
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
 
 
-def _zoom(ax: Any, values: list[float], goal: Goal, target: float) -> None:
-    """Shows the range where the methods differ: from a typical early best to the best."""
+def _zoom(ax: Any, values: list[float], goal: Goal) -> None:
+    """The vertical range where the median curves differ: from their best to a typical early
+    value (the 80th percentile from the best), so that one diverged model does not flatten the
+    rest."""
     if not values:
         return
-    best = goal.best(values)
-    values = sorted(values)
-    if goal.direction == "maximize":
-        low = min(target, values[len(values) // 10])
-        ax.set_ylim(low - 0.01, best + 0.01)
-    else:
-        high = max(target, values[-1 - len(values) // 10])
-        ax.set_ylim(best * 0.95, high * 1.05)
+    ranked = sorted(values, reverse=goal.direction == "maximize")
+    best, typical = ranked[0], ranked[int(0.8 * (len(ranked) - 1))]
+    margin = 0.05 * abs(typical - best) or 0.01
+    ax.set_ylim(min(best, typical) - margin, max(best, typical) + margin)
 
 
 def versions() -> str:
