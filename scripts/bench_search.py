@@ -783,6 +783,13 @@ class Results:
         self.goals = {r["study"]: goal_of_run(r) for r in runs if "error" not in r}
         self.medians = {(s, m): self._median(s, m) for s in self.studies for m in self.methods}
 
+    def seeds_text(self) -> str:
+        """How many seeds each study ran (one figure when all ran as many)."""
+        counts = {s: len({r["seed"] for r in self.runs if r["study"] == s}) for s in self.studies}
+        if len(set(counts.values())) == 1:
+            return f"{next(iter(counts.values()))} seed(s) per study"
+        return "seeds per study: " + ", ".join(f"{s} {n}" for s, n in counts.items())
+
     def chosen(self, study: str, method: str) -> list[dict[str, Any]]:
         return [
             r
@@ -1091,7 +1098,8 @@ def plot(results: Results, study: str, path: Path) -> None:
         _zoom(ax, shown[ax] + [target], goal)
     left.legend(loc="lower right" if goal.direction == "maximize" else "upper right", fontsize=8)
     fig.suptitle(
-        f"{study}: anytime curves, {budget:g} s per run, {len(results.seeds)} seeds"
+        f"{study}: anytime curves, {budget:g} s per run,"
+        f" {len({r['seed'] for r in results.runs if r['study'] == study})} seeds"
         " (line: median; band: interquartile range; a seed without a finished trial counts as"
         " worst)",
         fontsize=10,
@@ -1147,7 +1155,7 @@ def report(results: Results, name: str, notes: str = "", rewritten: str = "") ->
             "# Search quality: autotune against the peers a skilled user would pick",
             "",
             f"Each run searches one shipped study for {budget:g} s of wall time, one trial at a"
-            f" time. {len(results.seeds)} seed(s) per study; medians over seeds. The methods of one"
+            f" time. {results.seeds_text()}; medians over seeds. The methods of one"
             " (study, seed) ran back to back, each in a fresh process, in an order rotated per"
             " seed.",
             "",
