@@ -1298,6 +1298,26 @@ def report(results: Results, name: str, notes: str = "", rewritten: str = "") ->
     )
 
 
+def merged(saved: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """The runs and metadata of several saved benchmarks of one budget and set of methods, each
+    study's runs from the last one that has any (a run stopped early, then finished by another
+    command)."""
+    if len({(s["meta"]["budget"], tuple(s["meta"]["methods"])) for s in saved}) > 1:
+        raise SystemExit("the saved runs differ in budget or methods; report them one by one")
+    owner = {r["study"]: i for i, s in enumerate(saved) for r in s["runs"]}
+    runs = [r for i, s in enumerate(saved) for r in s["runs"] if owner[r["study"]] == i]
+    used = sorted(set(owner.values()))
+    meta = dict(saved[used[-1]]["meta"])
+    meta.update(
+        studies=list(dict.fromkeys(r["study"] for r in runs)),
+        # The report wraps the command in backticks: several commands read as `a`, then `b`.
+        command="`, then `".join(saved[i]["meta"]["command"] for i in used),
+        started=saved[used[0]]["meta"]["started"],
+        minutes=sum(saved[i]["meta"].get("minutes", 0) for i in used),
+    )
+    return runs, meta
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
@@ -1318,8 +1338,10 @@ def main() -> None:
     parser.add_argument(
         "--report-only",
         type=Path,
+        nargs="+",
         metavar="JSON",
-        help="rewrite the report and plots from a saved JSON file",
+        help="rewrite the report and plots from saved JSON files (of one budget and one set of"
+        " methods; a study's runs are taken from the last file that has any)",
     )
     parser.add_argument(
         "--notes",
@@ -1341,9 +1363,8 @@ def main() -> None:
     preset = QUICK if args.quick else FULL
     name = args.name or ("search-quick" if args.quick else "search")
     if args.report_only:
-        saved = json.loads(args.report_only.read_text())
-        runs, meta = saved["runs"], saved["meta"]
-        name = args.name or args.report_only.stem
+        runs, meta = merged([json.loads(path.read_text()) for path in args.report_only])
+        name = args.name or args.report_only[0].stem
     else:
         studies = args.studies.split(",") if args.studies else list(preset["studies"])
         methods = args.methods.split(",") if args.methods else list(preset["methods"])
