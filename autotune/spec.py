@@ -29,7 +29,7 @@ from autotune.models import ALLOWED as ALLOWED_MODELS
 from autotune.models import FAMILIES, Family
 from autotune.optimizers import SPACE as OPTIMIZER_SPACE
 from autotune.pruners import PRUNERS, make_pruner
-from autotune.samplers import SAMPLERS, Plan, make_sampler
+from autotune.samplers import SAMPLERS, make_sampler
 from autotune.space import Space, build_space, space_hash, space_to_dict
 from autotune.storage import quiet_optuna
 
@@ -450,21 +450,15 @@ def _check_metrics(values: dict[str, Any], family: Family, source: str) -> None:
 def _check_options(values: Mapping[str, Any], space: Space, source: str) -> None:
     """Builds the sampler and the pruner once, so that a keyword or value their Optuna classes
     do not take is refused when the study file loads, not when the study runs."""
-    n_trials = values.get("n_trials", 50)
     try:
         with quiet_optuna():
             make_sampler(
-                values.get("sampler", "tpe"),
-                None,
-                values.get("sampler_options", {}),
-                space,
-                Plan(n_trials=n_trials, seed=values.get("seed", 0)),
+                values.get("sampler", "tpe"), None, values.get("sampler_options", {}), space
             )
         make_pruner(
             values.get("pruner", "hyperband"),
             values.get("max_epochs", 100),
             values.get("pruner_options", {}),
-            n_trials,
         )
     except StudySpecError as e:
         raise StudySpecError(f"{source}: {e}") from e

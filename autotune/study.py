@@ -25,7 +25,7 @@ from autotune.errors import (
     StudyNotFoundError,
 )
 from autotune.pruners import make_pruner
-from autotune.samplers import Plan, make_sampler
+from autotune.samplers import make_sampler
 from autotune.spec import StudySpec, from_dict
 
 if TYPE_CHECKING:
@@ -60,14 +60,8 @@ def open_study(
         study = optuna.create_study(
             study_name=spec.name,
             storage=storage,
-            sampler=make_sampler(
-                spec.sampler,
-                sampler_seed,
-                spec.sampler_options,
-                spec.space,
-                Plan(n_trials=spec.n_trials, seed=spec.seed),
-            ),
-            pruner=make_pruner(spec.pruner, spec.max_epochs, spec.pruner_options, spec.n_trials),
+            sampler=make_sampler(spec.sampler, sampler_seed, spec.sampler_options, spec.space),
+            pruner=make_pruner(spec.pruner, spec.max_epochs, spec.pruner_options),
             direction=spec.direction,  # type: ignore[arg-type]  # validated: maximize|minimize
             load_if_exists=True,
         )

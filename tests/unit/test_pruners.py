@@ -5,9 +5,8 @@ import optuna
 import pytest
 
 from autotune import runner
-from autotune import study as study_module
 from autotune.errors import StudySpecError
-from autotune.pruners import PRUNERS, bracket_shares, make_pruner
+from autotune.pruners import PRUNERS, make_pruner
 from autotune.spec import from_dict
 from autotune.trial import Reporter, optuna_pruning
 
@@ -115,47 +114,3 @@ def test_a_bad_pruner_option_in_a_study_file_is_refused_when_it_loads():
         match=r"^study.toml: pruner_options do not fit the median pruner: .*n_warmup",
     ):
         from_dict(raw, source="study.toml")
-
-
-@pytest.mark.parametrize(("max_epochs", "min_resource", "factor"), [(100, 1, 3), (100, 4, 3),
-                                                                   (60, 2, 2), (27, 1, 3)])  # fmt: skip
-def test_bracket_shares_are_the_ones_optuna_allocates(max_epochs, min_resource, factor):
-    pruner = optuna.pruners.HyperbandPruner(min_resource, max_epochs, factor)
-    pruner._try_initialization(optuna.create_study())
-    budgets = pruner._trial_allocation_budgets
-    assert bracket_shares(max_epochs, min_resource, factor) == [b / sum(budgets) for b in budgets]
-
-
-@pytest.mark.parametrize(
-    ("n_trials", "min_resource", "brackets"),
-    [(None, 1, 5), (10, 12, 2), (30, 4, 3), (50, 2, 4), (100, 1, 5), (1000, 1, 5)],
-)
-def test_hyperband_brackets_are_sized_to_the_study(n_trials, min_resource, brackets):
-    pruner = make_pruner("hyperband", 100, {}, n_trials)
-    assert (pruner._min_resource, pruner._max_resource) == (min_resource, 100)
-    shares = bracket_shares(100, min_resource, 3)
-    assert len(shares) == brackets
-    if n_trials is not None:
-        # Every bracket expects 3 trials or more, and the next smaller first rung would leave
-        # one with fewer.
-        assert n_trials * min(shares) >= 3
-        if min_resource > 1:
-            assert n_trials * min(bracket_shares(100, min_resource - 1, 3)) < 3
-
-
-def test_explicit_hyperband_options_win_over_the_sized_defaults():
-    pruner = make_pruner("hyperband", 100, {"min_resource": 1, "reduction_factor": 3}, 30)
-    assert (pruner._min_resource, pruner._reduction_factor) == (1, 3)
-    # Another factor sizes the brackets by that factor.
-    pruner = make_pruner("hyperband", 100, {"reduction_factor": 2}, 30)
-    assert pruner._min_resource == 2 and len(bracket_shares(100, 2, 2)) == 6
-    assert 30 * min(bracket_shares(100, 2, 2)) >= 2 > 30 * min(bracket_shares(100, 1, 2))
-
-
-def test_a_study_opens_with_brackets_of_its_size(sqlite_url: str):
-    raw = tiny_raw(n_trials=30, max_epochs=100, pruner="hyperband")
-    study = study_module.open_study(from_dict(raw), sqlite_url)
-    assert study.pruner._min_resource == 4
-    raw["pruner_options"] = {"min_resource": 1}
-    study = study_module.open_study(from_dict(raw), sqlite_url)
-    assert study.pruner._min_resource == 1
