@@ -6,8 +6,6 @@ The methods search one shipped study (its ``[data]`` split, its family's space, 
 
 - ``autotune``: ``autotune.run`` with the study's own settings (TPE with its space-filling
   start, Hyperband pruning, early stopping), on a fresh SQLite storage.
-- ``autotune-before``: the same with the sampler and pruner options autotune had before its
-  space-filling start and budget-sized brackets (an ablation: what the new defaults earn).
 - ``optuna-skilled``: Optuna done well by hand, as its documentation teaches: ``TPESampler``,
   ``HyperbandPruner`` fed each epoch by optuna-integration's ``KerasPruningCallback``, Keras
   ``EarlyStopping`` with the study's patience restoring the best weights, ``model.fit`` on the
@@ -89,7 +87,6 @@ FULL = {
     "budget": 120.0,
     "methods": (
         "autotune",
-        "autotune-before",
         "optuna-skilled",
         "kerastuner",
         "kerastuner-bo",
@@ -102,20 +99,15 @@ QUICK = {
     "studies": ("noisy_features", "friedman"),
     "seeds": 2,
     "budget": 15.0,
-    "methods": ("autotune", "autotune-before", "optuna-skilled", "kerastuner", "kerastuner-bo"),
+    "methods": ("autotune", "optuna-skilled", "kerastuner", "kerastuner-bo"),
 }
 # The fractions of the budget at which the best configuration so far is scored on test.
 CHECKS = (0.125, 0.25, 0.5, 1.0)
 # So many trials that only the budget ends a run.
 UNLIMITED = 10**6
 # Methods that are autotune itself: the claim compares autotune against every other method.
-OWN = ("autotune", "autotune-before")
-# What autotune's tpe sampler and hyperband pruner did before their space-filling start and
-# sized start-up and brackets; the ablation runs with these.
-BEFORE = {
-    "sampler_options": {"startup": "random", "n_startup_trials": 10},
-    "pruner_options": {"min_resource": 1, "reduction_factor": 3},
-}
+# autotune-sobol is a saved run's variant (see benchmarks/search.md), not a method to run.
+OWN = ("autotune", "autotune-sobol")
 
 
 # --- shared by the methods (in the child process) -------------------------------------------
@@ -288,22 +280,7 @@ def run_autotune(
 ) -> tuple[list[dict[str, Any]], float, Scorer]:
     import autotune
     from autotune import best as best_module
-    from autotune.pruners import sized_min_resource
-    from autotune.samplers import startup_trials
 
-    if name == "autotune-before":
-        sampler_options, pruner_options = BEFORE["sampler_options"], BEFORE["pruner_options"]
-    else:
-        # The run is ended by its budget, not by a count of trials (n_trials is unlimited
-        # below): the start-up and the brackets are those autotune sizes for the study file's
-        # own n_trials.
-        sampler_options = {"n_startup_trials": startup_trials(spec.n_trials)}
-        pruner_options = {"min_resource": sized_min_resource(spec.max_epochs, 3, spec.n_trials)}
-    spec = dataclasses.replace(
-        spec,
-        sampler_options={**spec.sampler_options, **sampler_options},
-        pruner_options={**spec.pruner_options, **pruner_options},
-    )
     t0 = datetime.now()
     study = autotune.run(
         spec,
@@ -531,7 +508,6 @@ def run_ray(
 
 METHODS: dict[str, Callable[..., tuple[list[dict[str, Any]], float, Scorer]]] = {
     "autotune": run_autotune,
-    "autotune-before": run_autotune,
     "optuna-skilled": run_optuna,
     "kerastuner": run_kerastuner,
     "kerastuner-bo": run_kerastuner,
@@ -891,7 +867,7 @@ class Results:
         for study in self.studies:
             new, old = (
                 self.medians.get((study, "autotune")),
-                self.medians.get((study, "autotune-before")),
+                self.medians.get((study, "autotune-sobol")),
             )
             if not new or not old:
                 continue
@@ -902,9 +878,14 @@ class Results:
                 f" | {fmt(new['test'])} vs {fmt(old['test'])} |"
             )
         if not lines:
-            return ["The ablation was not run."]
+            return []
         return [
-            "| study | time to target (s), now vs before | area under regret | best val | test |",
+            "## autotune against its Sobol start-up",
+            "",
+            "The notes below say how `autotune-sobol` ran.",
+            "",
+            "| study | time to target (s), autotune vs autotune-sobol | area under regret"
+            " | best val | test |",
             "| --- | --- | --- | --- | --- |",
             *lines,
         ]
@@ -1018,7 +999,7 @@ def _rounded(value: float | None) -> float | None:
 
 COLORS = {
     "autotune": "tab:blue",
-    "autotune-before": "tab:cyan",
+    "autotune-sobol": "tab:cyan",
     "optuna-skilled": "tab:orange",
     "optuna": "tab:brown",
     "random": "tab:gray",
@@ -1037,9 +1018,11 @@ def _bands(rows: Any, goal: Goal) -> tuple[Any, Any, Any]:
 
     worst = -np.inf if goal.direction == "maximize" else np.inf
     filled = np.where(np.isnan(rows), worst, rows)
-    # "nearest" picks a seed's value rather than interpolating, so an infinite one stays out of
-    # the arithmetic.
-    out = [np.percentile(filled, q, axis=0, method="nearest") for q in (25, 50, 75)]
+    # Interpolated as the tables' medians are; where a missing (infinite) value takes part, the
+    # result is infinite or NaN, and is not drawn.
+    with np.errstate(invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        out = [np.percentile(filled, q, axis=0) for q in (25, 50, 75)]
     if goal.direction == "minimize":
         out.reverse()  # the 25th percentile of the goodness is the 75th of the error
     lower, mid, upper = (np.where(np.isfinite(a), a, np.nan) for a in out)
@@ -1206,14 +1189,6 @@ def report(results: Results, name: str, notes: str = "", rewritten: str = "") ->
             "",
             *results.claim_lines(),
             "",
-            "## What the new search defaults earn",
-            "",
-            "`autotune` runs the study with the current defaults (TPE's space-filling Sobol"
-            " start, its start-up length and Hyperband's first rung sized to the study file's"
-            " `n_trials`; the run itself is ended by the budget);"
-            " `autotune-before` with the options that reproduce the earlier defaults"
-            f" (`{json.dumps(BEFORE)}`).",
-            "",
             *results.ablation_lines(),
             "",
             "## Test score of the best configuration so far",
@@ -1242,7 +1217,6 @@ def report(results: Results, name: str, notes: str = "", rewritten: str = "") ->
             " n_trials=10**6, seed=seed, echo=None)` with the study's sampler, pruner and early"
             " stopping. Test: `autotune.best.retrain` of the trial (its params, seed and schedule,"
             " for its best epoch's count), scored on test.",
-            "- **autotune-before**: the same, with the sampler and pruner options above.",
             "- **optuna-skilled**: `optuna.create_study(direction, sampler=TPESampler(seed=seed),"
             " pruner=HyperbandPruner(min_resource=1, max_resource=max_epochs,"
             " reduction_factor=3))` in memory, `study.optimize(objective, timeout=budget)`; the"
