@@ -14,6 +14,7 @@ from autotune.space import sample
 from autotune.spec import StudySpec
 from autotune.trial import (
     VALIDATION_BATCH,
+    ArrayBatches,
     Budget,
     Reporter,
     Trained,
@@ -79,6 +80,7 @@ class Objective:
             self.dataset.x_val, self.dataset.y_val, VALIDATION_BATCH, self.dataset.images,
             self.dataset.stream("validation"),
         )  # fmt: skip
+        self.batches = ArrayBatches.of(self.dataset)
         self.last: Trained | None = None
         self.candidate: tuple[int, bytes] | None = None
 
@@ -129,6 +131,7 @@ class Objective:
                 trained = train(
                     spec, params, self.dataset,
                     seed=seed, reporter=reporter, validation=self.validation,
+                    batches=self.batches,
                 )  # fmt: skip
                 if store is not None and trained.value is not None:
                     self._candidate(trial, trained)

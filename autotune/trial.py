@@ -53,9 +53,14 @@ _LOSSES = {
     data_module.CLASSIFICATION: ("sparse_categorical_crossentropy", ["accuracy"]),
     data_module.REGRESSION: ("mse", ["mae"]),
 }
-# Keras runs this many batches per call into TensorFlow: small models spend most of an epoch in
-# per-step Python overhead otherwise. Callbacks here act per epoch, so nothing is lost.
+# Keras runs up to this many batches per call into TensorFlow: small models spend most of a long
+# epoch in per-step Python overhead otherwise. Callbacks here act per epoch, so nothing is lost.
 STEPS_PER_EXECUTION = 32
+# Keras' loop over several steps costs each trial once, in tracing and in TensorFlow's set-up of
+# the traced functions (about 0.2 s of CPU for a small MLP on 2 cores, a fifth of a 1-epoch
+# trial), and saves about a millisecond per step after the first: an epoch of at most this many
+# steps runs one per call, which trials that stop early gain from and long ones barely feel.
+FEW_STEPS = 8
 VALIDATION_BATCH = 1024
 
 
@@ -121,13 +126,15 @@ def training_pipeline(
     images: Images | None = None,
     stream: Any = None,
 ) -> Any:
-    """The training split in batches, in an order fixed by the seed and the epoch: each pass
-    reads the ``epoch`` variable when it starts and shuffles the rows by it (a stateless
-    shuffle), then gathers each batch's rows at once.
+    """The training split of a folder of images (``x`` holds the files' paths) or of the user's
+    stream, in batches (arrays in memory: :class:`ArrayBatches`).
 
-    The order of epoch ``k`` is the same however many passes came before (Keras' ``fit`` opens
-    two per epoch), so a trial that goes on from a checkpoint at epoch ``k`` sees the batches an
-    uninterrupted one would have seen.
+    Images come in an order fixed by the seed and the epoch: each pass reads the ``epoch``
+    variable when it starts and shuffles the rows by it (a stateless shuffle), then reads each
+    file as its batch needs it. The order of epoch ``k`` is the same however many passes came
+    before (Keras' ``fit`` opens two per epoch), so a trial that goes on from a checkpoint at
+    epoch ``k`` sees the batches an uninterrupted one would have seen. The user's stream is
+    shuffled by the seed through a buffer.
     """
     import tensorflow as tf
 
@@ -140,6 +147,7 @@ def training_pipeline(
         )
         known = shuffled.apply(tf.data.experimental.assert_cardinality(rows))
         return known.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+    assert images is not None, "arrays in memory go through ArrayBatches"
     features, labels = tf.constant(x), tf.constant(y)
     key = tf.constant(seed % 2**31, tf.int64)
 
@@ -149,19 +157,87 @@ def training_pipeline(
         )
         return tf.data.Dataset.from_tensor_slices(shuffled)
 
-    shuffled = tf.data.Dataset.from_tensors(0).flat_map(order)
-    if images is not None:  # read each file as the batch needs it
-        batches = shuffled.map(
+    batches = (
+        tf.data.Dataset.from_tensors(0)
+        .flat_map(order)
+        .map(
             lambda row: (images.decode(tf.gather(features, row)), tf.gather(labels, row)),
             num_parallel_calls=tf.data.AUTOTUNE,
             deterministic=True,
-        ).batch(batch_size)
-    else:
-        batches = shuffled.batch(batch_size).map(
-            lambda rows_: (tf.gather(features, rows_), tf.gather(labels, rows_))
         )
+        .batch(batch_size)
+    )
     known = batches.apply(tf.data.experimental.assert_cardinality(math.ceil(rows / batch_size)))
     return known.prefetch(tf.data.AUTOTUNE)
+
+
+class ArrayBatches:
+    """A training split of arrays in memory as one ``tf.data`` pipeline of batches, which every
+    trial of a process reuses.
+
+    Each pass reads the seed and the :attr:`epoch` when it starts and shuffles the rows by them
+    (a stateless shuffle), then gathers each batch's rows at once. The order of epoch ``k`` is
+    the same however many passes came before (Keras' ``fit`` opens two per epoch), so a trial
+    that goes on from a checkpoint at epoch ``k`` sees the batches an uninterrupted one would
+    have seen.
+
+    The seed, the batch size and the epoch are variables, so that a worker traces the
+    pipeline's functions once instead of once per trial (about 20 ms a trial); one training at
+    a time uses it, and :meth:`start` sets them for the next.
+
+    Attributes:
+        epoch: The epoch whose order the next pass takes.
+    """
+
+    def __init__(self, x: Any, y: Any) -> None:
+        import tensorflow as tf
+
+        rows = len(x)
+        features, labels = tf.constant(x), tf.constant(y)
+        # Locals, not attributes, in the functions: nothing they hold leads back to self, so
+        # the pipeline goes with its last reference.
+        seed, batch_size, epoch = (
+            tf.Variable(v, dtype=tf.int64, trainable=False) for v in (0, 1, 0)
+        )
+
+        def order(_: Any) -> Any:
+            shuffled = tf.random.experimental.stateless_shuffle(
+                tf.range(rows, dtype=tf.int64),
+                seed=tf.stack([seed.read_value(), epoch.read_value()]),
+            )
+            return (
+                tf.data.Dataset.from_tensor_slices(shuffled)
+                .batch(batch_size.read_value())
+                .map(lambda rows_: (tf.gather(features, rows_), tf.gather(labels, rows_)))
+            )
+
+        self.rows = rows
+        self.seed, self.batch_size, self.epoch = seed, batch_size, epoch
+        self.batches = tf.data.Dataset.from_tensors(0).flat_map(order)
+
+    @staticmethod
+    def of(dataset: Dataset) -> ArrayBatches | None:
+        """The pipeline of a data set's training split, or None when it is not arrays in
+        memory (a folder of images, the user's streams)."""
+        if dataset.images is not None or dataset.streams is not None:
+            return None
+        return ArrayBatches(dataset.x_train, dataset.y_train)
+
+    def start(self, *, seed: int, batch_size: int, epoch: int = 0) -> Any:
+        """The pipeline of one training's batches, from epoch ``epoch`` on."""
+        import tensorflow as tf
+
+        self.seed.assign(seed % 2**31)
+        self.batch_size.assign(batch_size)
+        self.epoch.assign(epoch)
+        steps = math.ceil(self.rows / batch_size)
+        known = self.batches.apply(tf.data.experimental.assert_cardinality(steps))
+        # Arrays in memory leave tf.data's autotuning nothing to tune, and an iterator it tuned
+        # can hold up its release for up to a second: a pruned trial's training (which Optuna
+        # keeps in a reference cycle) is freed by the next trial's collection, which waited.
+        options = tf.data.Options()
+        options.autotune.enabled = False
+        return known.prefetch(tf.data.AUTOTUNE).with_options(options)
 
 
 def compile_model(model: Any, params: Params, dataset: Dataset, max_epochs: int) -> None:
@@ -180,8 +256,34 @@ def compile_model(model: Any, params: Params, dataset: Dataset, max_epochs: int)
         optimizer=make_optimizer(params, steps_per_epoch, max_epochs),
         loss=loss,
         metrics=metrics,
-        steps_per_execution=min(STEPS_PER_EXECUTION, steps_per_epoch),
+        steps_per_execution=steps_per_execution(steps_per_epoch),
     )
+
+
+def steps_per_execution(steps_per_epoch: int) -> int:
+    """The batches Keras runs per call into TensorFlow, for epochs of ``steps_per_epoch``."""
+    return 1 if steps_per_epoch <= FEW_STEPS else min(STEPS_PER_EXECUTION, steps_per_epoch)
+
+
+def build_state(model: Any, batches: Any) -> None:
+    """Makes the variables of a compiled model's training (the optimizer's slots, the state of
+    the compiled loss and metrics) now, eagerly, for batches like those of ``batches`` (a
+    ``tf.data`` pipeline).
+
+    Keras otherwise makes them while it traces the first train step, where each variable gets an
+    initializing ``tf.cond`` of its own: for a small MLP that is most of the first epoch's
+    tracing. They start from the same values either way (zeros, and the optimizer's constants),
+    so training is unchanged. Keras builds them so itself when it trains under a distribution
+    strategy (``Trainer._symbolic_build``). A model with a layer that makes its weights when
+    first called (a subclassed one), or that Keras cannot build this way, is left to Keras.
+    """
+    symbolic_build = getattr(model, "_symbolic_build", None)
+    if symbolic_build is None or not all(layer.built for layer in model._flatten_layers()):
+        return
+    try:
+        symbolic_build(data_batch=batches.element_spec)
+    except Exception:  # Keras builds what is left while it traces the first step, as before
+        return
 
 
 def build_model(spec: StudySpec, params: Params, dataset: Dataset) -> Any:
@@ -274,6 +376,7 @@ class TrainingData:
         max_epochs: int,
         validation: Any = None,
         initial_epoch: int = 0,
+        batches: ArrayBatches | None = None,
     ) -> None:
         import tensorflow as tf
 
@@ -285,11 +388,16 @@ class TrainingData:
         self.batch_size = batch_size_for(params, len(dataset.x_train))
         self.steps_per_epoch = math.ceil(len(dataset.x_train) / self.batch_size)
         self.initial_epoch = initial_epoch
-        self.epoch = tf.Variable(initial_epoch, dtype=tf.int64, trainable=False)
-        self.train = training_pipeline(
-            dataset.x_train, dataset.y_train, self.batch_size, seed=seed, epoch=self.epoch,
-            images=dataset.images, stream=dataset.stream("train"),
-        )  # fmt: skip
+        batches = batches or ArrayBatches.of(dataset)
+        if batches is not None:
+            self.epoch = batches.epoch
+            self.train = batches.start(seed=seed, batch_size=self.batch_size, epoch=initial_epoch)
+        else:
+            self.epoch = tf.Variable(initial_epoch, dtype=tf.int64, trainable=False)
+            self.train = training_pipeline(
+                dataset.x_train, dataset.y_train, self.batch_size, seed=seed, epoch=self.epoch,
+                images=dataset.images, stream=dataset.stream("train"),
+            )  # fmt: skip
         self.validation = (
             validation
             if validation is not None
@@ -606,6 +714,7 @@ def train(
     reporter: Reporter | None = None,
     epochs: int | None = None,
     validation: Any = None,
+    batches: ArrayBatches | None = None,
 ) -> Trained:
     """Builds and trains one configuration on the training split: with Keras' ``fit``, the
     user's ``fit``, or the user's training loop, as the study says.
@@ -622,6 +731,7 @@ def train(
         epochs: Train exactly this many epochs, without early stopping (how ``best``
             reproduces a trial's best epoch); by default up to ``spec.max_epochs``.
         validation: A ready validation pipeline, to reuse across trials.
+        batches: The training split's ready :class:`ArrayBatches`, to reuse across trials.
 
     Raises:
         TrialFailed: This configuration failed (see the module's docstring).
@@ -637,7 +747,7 @@ def train(
     data = TrainingData(
         dataset, params, seed=seed, epochs=epochs or spec.max_epochs,
         max_epochs=spec.max_epochs, validation=validation,
-        initial_epoch=int(pending["reporter"]["epochs"]) if pending else 0,
+        initial_epoch=int(pending["reporter"]["epochs"]) if pending else 0, batches=batches,
     )  # fmt: skip
     try:
         if spec.loop is not None:
@@ -649,6 +759,7 @@ def train(
         else:
             model = build_model(spec, params, dataset)
             compile_model(model, params, dataset, spec.max_epochs)
+            build_state(model, data.train)
             if reporter is not None:
                 _hook(reporter, data)
                 reporter.resume(model, model.optimizer)
