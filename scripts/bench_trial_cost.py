@@ -421,24 +421,25 @@ def main() -> None:
         *phase_table(cpu, "CPU time"),
         "",
     ]
+
+    def totals(*names: str) -> list[tuple[float, float]]:
+        return [(wall[n]["total"], cpu[n]["total"]) for n in names]
+
     for label in trees:
         if (label, 1) in rows and (label, 2) in rows:
-            one, two = wall[f"{label}, 1 ep"], wall[f"{label}, 2 ep"]
-            one_cpu, two_cpu = cpu[f"{label}, 1 ep"], cpu[f"{label}, 2 ep"]
+            (one, one_cpu), (two, two_cpu) = totals(f"{label}, 1 ep", f"{label}, 2 ep")
             lines.append(
-                f"- {label}: the second epoch adds {ms(two['total'] - one['total'])} ms of wall"
-                f" time ({ms(one['total'])} ms for a 1-epoch trial, {ms(two['total'])} ms for"
-                f" 2) and {ms(two_cpu['total'] - one_cpu['total'])} ms of CPU time."
+                f"- {label}: the second epoch adds {ms(two - one)} ms of wall time ({ms(one)} ms"
+                f" for a 1-epoch trial, {ms(two)} ms for 2) and {ms(two_cpu - one_cpu)} ms of"
+                " CPU time."
             )
     if args.old:
         before, after = trees
         for e in epochs:
-            b, a = wall[f"{before}, {e} ep"], wall[f"{after}, {e} ep"]
-            b_cpu, a_cpu = cpu[f"{before}, {e} ep"], cpu[f"{after}, {e} ep"]
+            (b, b_cpu), (a, a_cpu) = totals(f"{before}, {e} ep", f"{after}, {e} ep")
             lines.append(
-                f"- {e}-epoch trial: before {ms(b['total'])} ms, after {ms(a['total'])} ms;"
-                f" after / before {a['total'] / b['total']:.2f} (CPU time {ms(b_cpu['total'])}"
-                f" ms and {ms(a_cpu['total'])} ms: {a_cpu['total'] / b_cpu['total']:.2f})."
+                f"- {e}-epoch trial: before {ms(b)} ms, after {ms(a)} ms; after / before"
+                f" {a / b:.2f} (CPU time {ms(b_cpu)} ms and {ms(a_cpu)} ms: {a_cpu / b_cpu:.2f})."
             )
     lines.append("")
     for label in trees:
