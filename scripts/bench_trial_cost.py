@@ -364,6 +364,7 @@ def main() -> None:
     parser.add_argument("--epochs", default="1,2", help="epochs per trial, comma-separated")
     parser.add_argument("--old", default=None, help="git revision to measure beside this tree")
     parser.add_argument("--profile", type=int, default=0, help="cProfile's top N functions")
+    parser.add_argument("--target", type=float, default=0.3, help="seconds for a 1-epoch trial")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/trial_cost.md"))
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--profile-file", type=Path, default=None, help=argparse.SUPPRESS)
@@ -441,6 +442,13 @@ def main() -> None:
                 f"- {e}-epoch trial: before {ms(b)} ms, after {ms(a)} ms; after / before"
                 f" {a / b:.2f} (CPU time {ms(b_cpu)} ms and {ms(a_cpu)} ms: {a_cpu / b_cpu:.2f})."
             )
+    last = list(trees)[-1]
+    if (last, 1) in rows:
+        got = wall[f"{last}, 1 ep"]["total"]
+        lines.append(
+            f"- The target of at most {args.target:.2f} s for a 1-epoch trial is"
+            f" {'met' if got <= args.target else 'not met'}: {got:.2f} s ({last})."
+        )
     lines.append("")
     for label in trees:
         if (label, epochs[0]) in rows:
