@@ -152,10 +152,7 @@ def training_pipeline(
     key = tf.constant(seed % 2**31, tf.int64)
 
     def order(_: Any) -> Any:
-        shuffled = tf.random.experimental.stateless_shuffle(
-            tf.range(rows, dtype=tf.int64), seed=tf.stack([key, epoch.read_value()])
-        )
-        return tf.data.Dataset.from_tensor_slices(shuffled)
+        return tf.data.Dataset.from_tensor_slices(epoch_order(rows, key, epoch.read_value()))
 
     batches = (
         tf.data.Dataset.from_tensors(0)
@@ -169,6 +166,16 @@ def training_pipeline(
     )
     known = batches.apply(tf.data.experimental.assert_cardinality(math.ceil(rows / batch_size)))
     return known.prefetch(tf.data.AUTOTUNE)
+
+
+def epoch_order(rows: int, seed: Any, epoch: Any) -> Any:
+    """The training rows' order in one epoch: a stateless shuffle by the seed and the epoch (int64
+    tensors), the same however many passes came before."""
+    import tensorflow as tf
+
+    return tf.random.experimental.stateless_shuffle(
+        tf.range(rows, dtype=tf.int64), seed=tf.stack([seed, epoch])
+    )
 
 
 class ArrayBatches:
@@ -201,12 +208,10 @@ class ArrayBatches:
         )
 
         def order(_: Any) -> Any:
-            shuffled = tf.random.experimental.stateless_shuffle(
-                tf.range(rows, dtype=tf.int64),
-                seed=tf.stack([seed.read_value(), epoch.read_value()]),
-            )
             return (
-                tf.data.Dataset.from_tensor_slices(shuffled)
+                tf.data.Dataset.from_tensor_slices(
+                    epoch_order(rows, seed.read_value(), epoch.read_value())
+                )
                 .batch(batch_size.read_value())
                 .map(lambda rows_: (tf.gather(features, rows_), tf.gather(labels, rows_)))
             )
