@@ -33,7 +33,6 @@ from __future__ import annotations
 import argparse
 import functools
 import gc
-import importlib.metadata
 import json
 import os
 import platform
@@ -395,7 +394,9 @@ def main() -> None:
     load_after = os.getloadavg()
     wall = {f"{label}, {e} ep": summary(r) for (label, e), r in rows.items()}
     cpu = {f"{label}, {e} ep": summary(r, "cpu") for (label, e), r in rows.items()}
-    version = importlib.metadata.version
+    from autotune.versions import versions
+
+    version = versions(("tensorflow", "keras", "optuna")).__getitem__
     command = "python " + " ".join(shlex.quote(a) for a in sys.argv)
     lines = [
         "# The fixed cost of a short trial",
