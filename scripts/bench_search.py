@@ -761,9 +761,13 @@ class Results:
         self.goals = {r["study"]: goal_of_run(r) for r in runs if "error" not in r}
         self.medians = {(s, m): self._median(s, m) for s in self.studies for m in self.methods}
 
+    def seed_count(self, study: str) -> int:
+        """How many seeds ``study`` ran (the runs may come from several sittings)."""
+        return len({r["seed"] for r in self.runs if r["study"] == study})
+
     def seeds_text(self) -> str:
         """How many seeds each study ran (one figure when all ran as many)."""
-        counts = {s: len({r["seed"] for r in self.runs if r["study"] == s}) for s in self.studies}
+        counts = {s: self.seed_count(s) for s in self.studies}
         if len(set(counts.values())) == 1:
             return f"{next(iter(counts.values()))} seed(s) per study"
         return "seeds per study: " + ", ".join(f"{s} {n}" for s, n in counts.items())
@@ -1084,7 +1088,7 @@ def plot(results: Results, study: str, path: Path) -> None:
     left.legend(loc="lower right" if goal.direction == "maximize" else "upper right", fontsize=8)
     fig.suptitle(
         f"{study}: anytime curves, {budget:g} s per run,"
-        f" {len({r['seed'] for r in results.runs if r['study'] == study})} seeds"
+        f" {results.seed_count(study)} seeds"
         " (line: median; band: interquartile range; a seed without a finished trial counts as"
         " worst)",
         fontsize=10,
@@ -1111,9 +1115,7 @@ def versions() -> str:
 
     found = of(("autotune", "optuna", "tensorflow", "keras", "keras-tuner", "ray"))
     return ", ".join(
-        f"{package} {version}"
-        for package, version in found.items()
-        if package != "python" and version
+        f"{package} {version}" for package, version in found.items() if package != "python"
     )
 
 
